@@ -1,0 +1,458 @@
+/*
+ * base: error names, raisef messages, the allocator hook with its live
+ * count and fault injection, the clock, REAP_DEBUG, the misuse and report
+ * hooks, per-thread state and the process start-up and exit.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Error names                                                          */
+
+static const struct {
+	int code;
+	const char *name, *desc;
+} reap_codes[] = {
+	{REAP_ECLOSED, "REAP_ECLOSED", "owner is closed or closing"},
+	{REAP_ELEAK, "REAP_ELEAK", "resources are still open"},
+	{REAP_ECHAINED, "REAP_ECHAINED", "several errors; see the chain"},
+};
+
+const char *reap_strerror(int code)
+{
+	if (code == 0)
+		return "Success";
+	for (size_t i = 0; i < sizeof reap_codes / sizeof reap_codes[0]; i++)
+		if (reap_codes[i].code == code)
+			return reap_codes[i].desc;
+	if (code < 0 && code > -REAP_EBASE) {
+		const char *d = strerrordesc_np(-code);
+		if (d != NULL)
+			return d;
+	}
+	return "Unknown error";
+}
+
+const char *reap_errname(int code)
+{
+	if (code == 0)
+		return "0";
+	for (size_t i = 0; i < sizeof reap_codes / sizeof reap_codes[0]; i++)
+		if (reap_codes[i].code == code)
+			return reap_codes[i].name;
+	if (code < 0 && code > -REAP_EBASE) {
+		const char *n = strerrorname_np(-code);
+		if (n != NULL)
+			return n;
+	}
+	return "E?";
+}
+
+static __thread struct reap__raise raise_tls;
+
+int reap_raisef_at(const reap_site *site, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	raise_tls.code = code;
+	raise_tls.site = site;
+	va_start(ap, fmt);
+	vsnprintf(raise_tls.msg, sizeof raise_tls.msg, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* The pending raise for code, if the last reap_raisef() on this thread
+ * was for it; the pending message is consumed either way. */
+struct reap__raise *reap__raise_take(int code)
+{
+	int had = raise_tls.code;
+
+	raise_tls.code = 0;
+	return (had != 0 && had == code) ? &raise_tls : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Allocation                                                           */
+
+static void *sys_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
+static void *sys_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
+static void sys_free(void *ctx, void *p) { (void)ctx; free(p); }
+
+static reap_allocator alloc_hook = {sys_malloc, sys_realloc, sys_free, NULL};
+static atomic_size_t alloc_live;  /* blocks handed out, not yet freed */
+static atomic_long fault_nth;     /* fail when fault_seen reaches it */
+static atomic_long fault_seen;    /* acquisitions since the last arming */
+
+int reap_set_allocator(const reap_allocator *a)
+{
+	if (atomic_load(&alloc_live) != 0)
+		return -EBUSY;
+	if (a == NULL)
+		alloc_hook = (reap_allocator){sys_malloc, sys_realloc, sys_free, NULL};
+	else if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
+		return -EINVAL;
+	else
+		alloc_hook = *a;
+	return 0;
+}
+
+void reap_fault_alloc(long nth)
+{
+	/* Relaxed is enough: the counter is a test knob, and the thread
+	 * that arms it is the one whose acquisitions it means to fail. */
+	atomic_store_explicit(&fault_seen, 0, memory_order_relaxed);
+	atomic_store_explicit(&fault_nth, nth < 0 ? 0 : nth, memory_order_relaxed);
+}
+
+long reap_fault_count(void)
+{
+	return atomic_load_explicit(&fault_seen, memory_order_relaxed);
+}
+
+/* True if this acquisition is the one to fail. Counts only while armed,
+ * so that an unarmed process pays one relaxed load. */
+static int fault_hit(void)
+{
+	long nth = atomic_load_explicit(&fault_nth, memory_order_relaxed);
+
+	if (likely(nth == 0))
+		return 0;
+	return atomic_fetch_add_explicit(&fault_seen, 1, memory_order_relaxed) + 1 == nth;
+}
+
+void *reap_malloc(size_t size)
+{
+	void *p;
+
+	if (unlikely(fault_hit()) ||
+	    (p = alloc_hook.malloc(alloc_hook.ctx, size ? size : 1)) == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Relaxed: the count is a statistic; frees of this block happen
+	 * after its allocation in some thread's order anyway. */
+	atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+	return p;
+}
+
+void *reap_calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if ((p = reap_malloc(total)) != NULL)
+		memset(p, 0, total);
+	return p;
+}
+
+void *reap_realloc(void *ptr, size_t size)
+{
+	void *p;
+
+	if (ptr == NULL)
+		return reap_malloc(size);
+	if (unlikely(fault_hit()) ||
+	    (p = alloc_hook.realloc(alloc_hook.ctx, ptr, size ? size : 1)) == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void reap_free(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	alloc_hook.free(alloc_hook.ctx, ptr);
+	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+}
+
+void reap__alloc_forget(void *p)
+{
+	(void)p;
+	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+}
+
+void reap__free_forgotten(void *p)
+{
+	alloc_hook.free(alloc_hook.ctx, p);
+}
+
+size_t reap_alloc_live(void)
+{
+	return atomic_load_explicit(&alloc_live, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ */
+/* Clock                                                                */
+
+static uint64_t (*clock_fn)(void *);
+static void *clock_ctx;
+static uint64_t start_ns;
+
+static uint64_t mono_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t reap_now_ns(void)
+{
+	return clock_fn ? clock_fn(clock_ctx) : mono_ns(CLOCK_MONOTONIC);
+}
+
+void reap_set_clock(uint64_t (*now)(void *ctx), void *ctx)
+{
+	clock_ctx = ctx;
+	clock_fn = now;
+}
+
+uint64_t reap__start_ns(void) { return start_ns; }
+
+uint32_t reap__now_ms(void)
+{
+	uint64_t t = clock_fn ? clock_fn(clock_ctx) : mono_ns(CLOCK_MONOTONIC_COARSE);
+
+	return t > start_ns ? (uint32_t)((t - start_ns) / 1000000u) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Debug switches and hooks                                             */
+
+unsigned reap__debug;
+
+/* Parse a REAP_DEBUG spec. Words of later layers are not known here:
+ * strictly (the API) they are an error; leniently (the environment) they
+ * are skipped, so one variable can serve every layer. */
+static int parse_debug(const char *spec, unsigned *out, int strict)
+{
+	unsigned flags = 0;
+	const char *p = spec;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		if (n == 5 && strncmp(p, "leaks", 5) == 0)
+			flags |= REAP_DEBUG_LEAKS;
+		else if (n == 12 && strncmp(p, "leaks:strict", 12) == 0)
+			flags |= REAP_DEBUG_LEAKS | REAP_DEBUG_STRICT;
+		else if (n == 10 && strncmp(p, "ledger:off", 10) == 0)
+			flags |= REAP_DEBUG_NOLEDGER;
+		else if (n != 0 && strict)
+			return -EINVAL;
+		p = end ? end + 1 : NULL;
+	}
+	*out = flags;
+	return 0;
+}
+
+int reap_debug_set(const char *spec)
+{
+	unsigned flags;
+	int rc = parse_debug(spec ? spec : "", &flags, 1);
+
+	if (rc < 0)
+		return rc;
+	__atomic_store_n(&reap__debug, flags, __ATOMIC_RELAXED);
+	reap_ledger_enable(!(flags & REAP_DEBUG_NOLEDGER));
+	return 0;
+}
+
+unsigned reap_debug_flags(void)
+{
+	return __atomic_load_n(&reap__debug, __ATOMIC_RELAXED);
+}
+
+static reap_misuse_fn misuse_fn;
+static void *misuse_ctx;
+static reap_report_fn report_fn;
+static void *report_ctx;
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void reap_set_misuse_hook(reap_misuse_fn fn, void *ctx)
+{
+	misuse_ctx = ctx;
+	misuse_fn = fn;
+}
+
+void reap_set_report_hook(reap_report_fn fn, void *ctx)
+{
+	report_ctx = ctx;
+	report_fn = fn;
+}
+
+void reap__misuse(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (misuse_fn != NULL) {
+		misuse_fn(msg, misuse_ctx);
+	} else {
+		fprintf(stderr, "reap: misuse: %s\n", msg);
+		fflush(stderr);
+	}
+	abort();
+}
+
+void reap__report_text(const char *text)
+{
+	pthread_mutex_lock(&report_lock);
+	if (report_fn != NULL) {
+		report_fn(text, report_ctx);
+	} else {
+		fputs(text, stderr);
+		fflush(stderr);
+	}
+	pthread_mutex_unlock(&report_lock);
+}
+
+void reap__report(const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	reap__report_text(buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-thread state                                                     */
+
+__thread struct reap__tstate reap__ts_tls;
+static pthread_key_t ts_key;
+static atomic_uint ts_numbers;
+
+/* Thread exit: close the thread's root scope, fold its counters into the
+ * totals, free the scopes kept in quarantine and leave the registry. The
+ * main thread does the same from the exit handler instead. */
+static void ts_exit(void *arg)
+{
+	struct reap__tstate *ts = arg;
+
+	if (!ts->ready || ts->is_main)
+		return;
+	reap__scope_close_root(&ts->root);
+	reap__scope_free_quarantine(ts);
+	reap__ledger_thread_detach(ts);
+	ts->ready = 0;
+}
+
+struct reap__tstate *reap__ts_slow(void)
+{
+	struct reap__tstate *ts = &reap__ts_tls;
+
+	reap__init();
+	ts->num = atomic_fetch_add_explicit(&ts_numbers, 1, memory_order_relaxed) + 1;
+	ts->ostid = (int)gettid();
+	ts->is_main = ts->ostid == (int)getpid();
+	if (ts->is_main) {
+		ts->current = &reap__root;
+	} else {
+		reap_scope *r = &ts->root;
+
+		r->magic = S_OPEN;
+		r->flags = SF_ROOT | SF_STATIC;
+		r->name = "thread";
+		r->tid = ts->num;
+		r->t_ns = reap_now_ns();
+		ts->current = r;
+	}
+	ts->ready = 1;
+	reap__ledger_thread_attach(ts);
+	if (!ts->is_main) {
+		WR(ts->root.shard, ts->num);
+		reap__ledger_scope_add(&ts->root);
+	}
+	/* Only for the destructor: the value itself is never read. */
+	pthread_setspecific(ts_key, ts);
+	return ts;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start-up and exit                                                    */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void at_exit(void)
+{
+	struct reap__tstate *ts = reap__ts();
+	char *text = NULL;
+	size_t len = 0, leaks = 0;
+	unsigned dbg = reap_debug_flags();
+
+	/* What the program left open, taken before reap closes it. */
+	if (dbg & REAP_DEBUG_LEAKS) {
+		FILE *m = open_memstream(&text, &len);
+
+		if (m != NULL) {
+			leaks = reap_ledger_check(m);
+			fclose(m);
+		}
+	}
+	if (ts->is_main)
+		reap__scope_close_root(&reap__root);
+	if (text != NULL) {
+		if (leaks > 0)
+			reap__report_text(text);
+		free(text);
+	}
+	if ((dbg & REAP_DEBUG_STRICT) && leaks > 0) {
+		fflush(NULL);
+		_exit(REAP_LEAK_EXIT_CODE);
+	}
+}
+
+static void init_once_fn(void)
+{
+	const char *env;
+	unsigned flags = 0;
+
+	start_ns = mono_ns(CLOCK_MONOTONIC);
+	pthread_key_create(&ts_key, ts_exit);
+	reap__root.magic = S_OPEN;
+	reap__root.flags = SF_ROOT | SF_STATIC;
+	reap__root.name = "root";
+	reap__root.t_ns = start_ns;
+	reap__root.tid = 1;
+	if ((env = getenv("REAP_DEBUG")) != NULL)
+		(void)parse_debug(env, &flags, 0);
+	reap__debug = flags;
+	if (flags & REAP_DEBUG_NOLEDGER)
+		atomic_store(&reap__ledger_on, false);
+	reap__ledger_scope_add(&reap__root);
+	if ((env = getenv("REAP_FAULT_ALLOC")) != NULL)
+		reap_fault_alloc(strtol(env, NULL, 10));
+	atexit(at_exit);
+}
+
+void reap__init(void)
+{
+	pthread_once(&init_once, init_once_fn);
+}
+
+__attribute__((constructor)) static void reap_ctor(void)
+{
+	reap__init();
+	(void)reap__ts();
+}

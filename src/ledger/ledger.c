@@ -1,0 +1,656 @@
+/*
+ * The ledger: counters per resource type, the registry of live scopes,
+ * and the reports.
+ *
+ * Counting takes no lock and no atomic read-modify-write on the hot path.
+ * Each thread counts into its own pending table (written only by that
+ * thread, read by others with relaxed loads) and folds it into the
+ * process totals every 64 operations, when it exits, and before a count
+ * is read by that thread. A reader adds the totals and every thread's
+ * pending counts, so a count is exact whenever no thread is registering
+ * or releasing at the same moment. `peak` is sampled at every fold and
+ * every read.
+ *
+ * Scopes are registered in 16 shards, picked by the creating thread's
+ * number, each with its own mutex, so threads rarely share a lock. A
+ * report takes every shard lock: while it runs no registered scope can
+ * finish closing (closing unregisters under the shard lock before any
+ * memory is freed), so every scope pointer it follows is alive. Entries
+ * inside scopes change under it; it reads them with relaxed loads, trusts
+ * a child pointer only if it is a registered scope, and calls a type's
+ * describe() only on the owner thread's own scopes.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../base/internal.h"
+
+reap_type reap__type_scope = REAP_TYPE_INIT("scope", NULL);
+atomic_bool reap__ledger_on = true;
+
+/* ------------------------------------------------------------------ */
+/* Types and counters                                                   */
+
+#define OTHER_ID (REAP__MAX_TYPES - 1) /* shared by types past the limit */
+static reap_type type_other = REAP_TYPE_INIT("(other)", NULL);
+static pthread_mutex_t types_lock = PTHREAD_MUTEX_INITIALIZER;
+static reap_type *types[REAP__MAX_TYPES];
+static unsigned ntypes; /* ids 1..ntypes are in use */
+
+static struct {
+	atomic_uint_least64_t created, closed, peak;
+} totals[REAP__MAX_TYPES];
+
+void reap__type_register(reap_type *t)
+{
+	pthread_mutex_lock(&types_lock);
+	if (__atomic_load_n(&t->id, __ATOMIC_RELAXED) == 0) {
+		unsigned id;
+
+		if (ntypes + 1 < OTHER_ID) {
+			id = ++ntypes;
+			types[id] = t;
+		} else {
+			id = OTHER_ID;
+			types[id] = &type_other;
+		}
+		/* Release: a thread that sees the id sees types[id]. */
+		__atomic_store_n(&t->id, id, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&types_lock);
+}
+
+reap_type *reap__type_by_id(unsigned id)
+{
+	reap_type *t = NULL;
+
+	if (id != 0 && id < REAP__MAX_TYPES)
+		t = __atomic_load_n(&types[id], __ATOMIC_ACQUIRE);
+	return t;
+}
+
+static void raise_peak(unsigned id, uint64_t live)
+{
+	uint64_t peak = atomic_load_explicit(&totals[id].peak, memory_order_relaxed);
+
+	/* Relaxed CAS: peak is a statistic; only its maximum matters. */
+	while (live > peak &&
+	       !atomic_compare_exchange_weak_explicit(&totals[id].peak, &peak, live,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+void reap__ledger_flush(struct reap__tstate *ts)
+{
+	for (unsigned id = 1; id <= ts->pend_max; id++) {
+		int32_t c = RD(ts->pend_created[id]), d = RD(ts->pend_closed[id]);
+		uint64_t cr, cl;
+
+		if (c == 0 && d == 0)
+			continue;
+		/* Relaxed: the totals are counters; readers tolerate a
+		 * fold in progress (see the essay above). */
+		cr = atomic_fetch_add_explicit(&totals[id].created, (uint64_t)c,
+					       memory_order_relaxed) + (uint64_t)c;
+		cl = atomic_fetch_add_explicit(&totals[id].closed, (uint64_t)d,
+					       memory_order_relaxed) + (uint64_t)d;
+		WR(ts->pend_created[id], 0);
+		WR(ts->pend_closed[id], 0);
+		if (cr > cl)
+			raise_peak(id, cr - cl);
+	}
+	ts->pend_ops = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                              */
+
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reap__tstate *threads;
+
+void reap__ledger_thread_attach(struct reap__tstate *ts)
+{
+	pthread_mutex_lock(&threads_lock);
+	ts->prev = NULL;
+	ts->next = threads;
+	if (threads != NULL)
+		threads->prev = ts;
+	threads = ts;
+	pthread_mutex_unlock(&threads_lock);
+}
+
+void reap__ledger_thread_detach(struct reap__tstate *ts)
+{
+	pthread_mutex_lock(&threads_lock);
+	reap__ledger_flush(ts);
+	if (ts->prev != NULL)
+		ts->prev->next = ts->next;
+	else
+		threads = ts->next;
+	if (ts->next != NULL)
+		ts->next->prev = ts->prev;
+	pthread_mutex_unlock(&threads_lock);
+}
+
+/* Sum the counters of type id: totals plus every thread's pending. */
+static void sum_type(unsigned id, uint64_t *created, uint64_t *closed)
+{
+	uint64_t c = atomic_load_explicit(&totals[id].created, memory_order_relaxed);
+	uint64_t d = atomic_load_explicit(&totals[id].closed, memory_order_relaxed);
+
+	for (struct reap__tstate *t = threads; t != NULL; t = t->next) {
+		c += (uint64_t)(int64_t)RD(t->pend_created[id]);
+		d += (uint64_t)(int64_t)RD(t->pend_closed[id]);
+	}
+	*created = c;
+	*closed = d;
+}
+
+static unsigned types_in_use(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&types_lock);
+	n = types[OTHER_ID] != NULL ? OTHER_ID : ntypes;
+	pthread_mutex_unlock(&types_lock);
+	return n;
+}
+
+size_t reap_ledger_count(void)
+{
+	unsigned n = types_in_use();
+	uint64_t live = 0;
+
+	reap__ts();
+	pthread_mutex_lock(&threads_lock);
+	for (unsigned id = 1; id <= n; id++) {
+		uint64_t c, d;
+
+		sum_type(id, &c, &d);
+		if (c > d) {
+			live += c - d;
+			raise_peak(id, c - d);
+		}
+	}
+	pthread_mutex_unlock(&threads_lock);
+	return (size_t)live;
+}
+
+static void fill_stat(unsigned id, reap_ledger_stat *st)
+{
+	uint64_t c, d;
+
+	sum_type(id, &c, &d);
+	st->created += c;
+	st->closed += d;
+	st->live = st->created > st->closed ? st->created - st->closed : 0;
+	if (c > d)
+		raise_peak(id, c - d);
+	st->peak += atomic_load_explicit(&totals[id].peak, memory_order_relaxed);
+}
+
+int reap_ledger_stats(const char *name, reap_ledger_stat *out)
+{
+	unsigned n = types_in_use();
+	int found = 0;
+
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&threads_lock);
+	for (unsigned id = 1; id <= n; id++) {
+		reap_type *t = reap__type_by_id(id);
+
+		if (t == NULL || strcmp(t->name, name) != 0)
+			continue;
+		out->name = t->name;
+		fill_stat(id, out);
+		found = 1;
+	}
+	pthread_mutex_unlock(&threads_lock);
+	return found ? 0 : -ENOENT;
+}
+
+size_t reap_ledger_stats_all(reap_ledger_stat *out, size_t cap)
+{
+	unsigned n = types_in_use();
+	size_t k = 0;
+
+	pthread_mutex_lock(&threads_lock);
+	for (unsigned id = 1; id <= n; id++) {
+		reap_type *t = reap__type_by_id(id);
+
+		if (t == NULL)
+			continue;
+		if (k < cap) {
+			memset(&out[k], 0, sizeof out[k]);
+			out[k].name = t->name;
+			fill_stat(id, &out[k]);
+		}
+		k++;
+	}
+	pthread_mutex_unlock(&threads_lock);
+	return k;
+}
+
+void reap_ledger_enable(bool on)
+{
+#if REAP_WITH_LEDGER
+	atomic_store_explicit(&reap__ledger_on, on, memory_order_relaxed);
+#else
+	(void)on;
+#endif
+}
+
+bool reap_ledger_enabled(void)
+{
+	return reap__ledger_active();
+}
+
+bool reap_ledger_compiled(void)
+{
+	return REAP_WITH_LEDGER;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scope registry                                                   */
+
+#define NSHARDS 16
+static struct {
+	pthread_mutex_t lock;
+	reap_scope *head;
+} shards[NSHARDS] = {
+#define S {PTHREAD_MUTEX_INITIALIZER, NULL}
+	S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S
+#undef S
+};
+
+void reap__ledger_scope_add(reap_scope *s)
+{
+	unsigned k = s->shard % NSHARDS;
+
+	pthread_mutex_lock(&shards[k].lock);
+	s->reg_prev = NULL;
+	s->reg_next = shards[k].head;
+	if (s->reg_next != NULL)
+		s->reg_next->reg_prev = s;
+	shards[k].head = s;
+	s->flags |= SF_REGISTERED;
+	pthread_mutex_unlock(&shards[k].lock);
+}
+
+void reap__ledger_scope_del(reap_scope *s)
+{
+	unsigned k = s->shard % NSHARDS;
+
+	pthread_mutex_lock(&shards[k].lock);
+	if (s->reg_prev != NULL)
+		s->reg_prev->reg_next = s->reg_next;
+	else
+		shards[k].head = s->reg_next;
+	if (s->reg_next != NULL)
+		s->reg_next->reg_prev = s->reg_prev;
+	s->flags &= ~(unsigned)SF_REGISTERED;
+	pthread_mutex_unlock(&shards[k].lock);
+}
+
+/* Free a chunk a reporter may be reading: under the scope's shard lock,
+ * which every report holds throughout. */
+void reap__ledger_free_chunk(reap_scope *s, void *chunk)
+{
+	unsigned k = s->shard % NSHARDS;
+
+	if (!(s->flags & SF_REGISTERED)) {
+		reap_free(chunk);
+		return;
+	}
+	pthread_mutex_lock(&shards[k].lock);
+	reap_free(chunk);
+	pthread_mutex_unlock(&shards[k].lock);
+}
+
+/* "root/server/conn#12": names up the owner chain; unnamed scopes show
+ * as scope#<id>, thread roots as T<n>. */
+void reap__owner_path(const reap_scope *s, char *buf, size_t len)
+{
+	const reap_scope *chain[32];
+	size_t n = 0, off = 0;
+
+	for (const reap_scope *p = s; p != NULL && n < 32; p = RD(p->parent))
+		chain[n++] = p;
+	buf[0] = '\0';
+	if (n == 32)
+		off += (size_t)snprintf(buf, len, ".../");
+	while (n-- > 0 && off < len) {
+		const reap_scope *p = chain[n];
+		const char *name = RD(p->name);
+		int w;
+
+		if ((p->flags & SF_ROOT) && p != &reap__root)
+			w = snprintf(buf + off, len - off, "T%u", p->tid);
+		else if (name != NULL)
+			w = snprintf(buf + off, len - off, "%s", name);
+		else
+			w = snprintf(buf + off, len - off, "scope#%llu",
+				     (unsigned long long)p->id);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+		if (n > 0 && off + 1 < len)
+			buf[off++] = '/', buf[off] = '\0';
+	}
+	if (off >= len && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reports                                                              */
+
+struct report {
+	FILE *f;
+	unsigned flags;
+	reap_scope **scopes; /* registered scopes, sorted */
+	size_t nscopes;
+	uint32_t now_ms;
+	uint64_t now_ns;
+	uint32_t self_tid;
+	size_t count;
+	size_t per_type[REAP__MAX_TYPES];
+};
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(reap_scope *const *)a;
+	uintptr_t y = (uintptr_t)*(reap_scope *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int registered(struct report *r, reap_scope *s)
+{
+	return bsearch(&s, r->scopes, r->nscopes, sizeof s, cmp_ptr) != NULL;
+}
+
+static void print_site(FILE *f, const reap_site *site)
+{
+	if (site != NULL)
+		fprintf(f, "%s:%d in %s()", site->file, site->line, site->func);
+	else
+		fprintf(f, "(unknown site)");
+}
+
+static void print_age_ms(FILE *f, uint32_t now, uint32_t then)
+{
+	uint32_t d = now > then ? now - then : 0;
+
+	fprintf(f, "%u.%03us", d / 1000, d % 1000);
+}
+
+/* Visit the live entries of s, oldest first. */
+typedef void (*visit_fn)(struct report *r, reap_scope *s, reap_cleanup *e,
+			 int depth, int last);
+
+static size_t live_entries(reap_scope *s, reap_cleanup ***out)
+{
+	struct reap__chunk *chunks[64], *c;
+	reap_cleanup *top = __atomic_load_n(&s->top, __ATOMIC_ACQUIRE);
+	size_t nc = 0, n = 0, cap = 64;
+	reap_cleanup **v = malloc(cap * sizeof *v);
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	for (c = RD(s->chunk); c != NULL && nc < 64; c = c->prev)
+		chunks[nc++] = c;
+	while (nc-- > 0) {
+		c = chunks[nc];
+		reap_cleanup *end = c == RD(s->chunk) ? top : c->end;
+
+		if (end < c->slot || end > c->end)
+			end = c->slot; /* the top moved under us */
+		for (reap_cleanup *e = c->slot; e < end; e++) {
+			if (!(RD(e->flags) & F_LIVE))
+				continue;
+			if (n == cap) {
+				reap_cleanup **nv = realloc(v, 2 * cap * sizeof *v);
+
+				if (nv == NULL)
+					break;
+				v = nv;
+				cap *= 2;
+			}
+			v[n++] = e;
+		}
+	}
+	*out = v;
+	return n;
+}
+
+static void describe(struct report *r, reap_scope *s, reap_cleanup *e,
+		     reap_type *t, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (t != NULL && t->describe != NULL && s->tid == r->self_tid)
+		t->describe(RD(e->arg), buf, len);
+}
+
+static void tree_scope(struct report *r, reap_scope *s, const char *prefix);
+
+static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
+		       const char *prefix, int last)
+{
+	unsigned flags = RD(e->flags);
+	char desc[128], sub[512];
+
+	snprintf(sub, sizeof sub, "%s%s", prefix, last ? "    " : "|   ");
+	fprintf(r->f, "%s%s", prefix, last ? "`-- " : "|-- ");
+	if (F_KIND_OF(flags) == E_CHILD) {
+		reap_scope *c = RD(e->arg);
+
+		if (registered(r, c) && RD(c->parent) == s) {
+			tree_scope(r, c, sub);
+			return;
+		}
+		fprintf(r->f, "scope (opened while the ledger was off)\n");
+		return;
+	}
+	if (!(flags & F_COUNTED)) {
+		fprintf(r->f, "cleanup (registered while the ledger was off)\n");
+		return;
+	}
+	reap_type *t = reap__type_by_id(RD(e->type));
+
+	describe(r, s, e, t, desc, sizeof desc);
+	fprintf(r->f, "%s%s%s  created at ", t ? t->name : "?", desc[0] ? " " : "",
+		desc);
+	print_site(r->f, RD(e->site));
+	fprintf(r->f, "  T%u  age ", (unsigned)RD(e->tid));
+	print_age_ms(r->f, r->now_ms, RD(e->t_ms));
+	fputc('\n', r->f);
+	r->count++;
+}
+
+static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
+{
+	reap_cleanup **v;
+	size_t n = live_entries(s, &v);
+	char path[256];
+	const char *name = RD(s->name);
+
+	if (s->flags & SF_ROOT) {
+		if (s == &reap__root)
+			fprintf(r->f, "root  (process root scope)\n");
+		else
+			fprintf(r->f, "T%u  (root scope of thread T%u)\n", s->tid, s->tid);
+	} else {
+		uint64_t age = r->now_ns > s->t_ns ? r->now_ns - s->t_ns : 0;
+
+		reap__owner_path(s, path, sizeof path);
+		if (name != NULL)
+			fprintf(r->f, "%s  scope", name);
+		else
+			fprintf(r->f, "scope#%llu", (unsigned long long)s->id);
+		fprintf(r->f, "  created at ");
+		print_site(r->f, s->site);
+		fprintf(r->f, "  T%u  age %llu.%03llus", s->tid,
+			(unsigned long long)(age / 1000000000u),
+			(unsigned long long)(age / 1000000u % 1000u));
+		if (s->arena.bytes > 0)
+			fprintf(r->f, "  memory %zu bytes", RD(s->arena.bytes));
+		fputc('\n', r->f);
+		r->count++;
+	}
+	for (size_t i = 0; i < n; i++)
+		tree_entry(r, s, v[i], prefix, i + 1 == n);
+	free(v);
+}
+
+static void leak_header(struct report *r, const char *what, const char *desc,
+			uint32_t tid, const reap_site *site, const char *path)
+{
+	fprintf(r->f, "Open %s%s%s%s created by thread T%u:\n", what,
+		desc[0] ? " (" : "", desc, desc[0] ? ")" : "", tid);
+	fprintf(r->f, "    #0 ");
+	print_site(r->f, site);
+	fprintf(r->f, "\n    owner: %s\n", path);
+}
+
+static void leaks_scope(struct report *r, reap_scope *s)
+{
+	reap_cleanup **v;
+	size_t n = live_entries(s, &v);
+	char path[256], desc[160];
+
+	reap__owner_path(s, path, sizeof path);
+	if (!(s->flags & SF_ROOT) && (s->flags & SF_COUNTED)) {
+		const char *name = RD(s->name);
+		size_t mem = RD(s->arena.bytes);
+		uint64_t age = r->now_ns > s->t_ns ? r->now_ns - s->t_ns : 0;
+
+		snprintf(desc, sizeof desc, "%s%s%s%zu bytes of memory, %llu.%03llus old",
+			 name ? "\"" : "", name ? name : "", name ? "\", " : "",
+			 mem, (unsigned long long)(age / 1000000000u),
+			 (unsigned long long)(age / 1000000u % 1000u));
+		leak_header(r, "scope", desc, s->tid, s->site,
+			    RD(s->parent) ? "" : "(none)");
+		fseek(r->f, 0, SEEK_CUR);
+		r->count++;
+		r->per_type[reap__type_id(&reap__type_scope)]++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		reap_cleanup *e = v[i];
+		unsigned flags = RD(e->flags);
+		reap_type *t;
+		char d[128];
+
+		if (F_KIND_OF(flags) == E_CHILD || !(flags & F_COUNTED))
+			continue;
+		t = reap__type_by_id(RD(e->type));
+		describe(r, s, e, t, d, sizeof d);
+		snprintf(desc, sizeof desc, "%s%s%u.%03us old", d, d[0] ? ", " : "",
+			 (r->now_ms - RD(e->t_ms)) / 1000,
+			 (r->now_ms - RD(e->t_ms)) % 1000);
+		leak_header(r, t ? t->name : "?", desc, RD(e->tid), RD(e->site), path);
+		r->count++;
+		r->per_type[RD(e->type)]++;
+	}
+	free(v);
+}
+
+size_t reap_ledger_report(FILE *f, unsigned flags)
+{
+	struct report *r = calloc(1, sizeof *r);
+	size_t cap = 256, count;
+
+	if (r == NULL)
+		return 0;
+	r->f = f;
+	r->flags = flags;
+	r->self_tid = reap__ts()->num;
+	r->now_ms = reap__now_ms();
+	r->now_ns = reap_now_ns();
+	if (!REAP_WITH_LEDGER) {
+		fprintf(f, "reap: the ledger was compiled out (REAP_LEDGER=OFF)\n");
+		free(r);
+		return 0;
+	}
+	r->scopes = malloc(cap * sizeof *r->scopes);
+	for (int k = 0; k < NSHARDS; k++)
+		pthread_mutex_lock(&shards[k].lock);
+	for (int k = 0; k < NSHARDS && r->scopes != NULL; k++) {
+		for (reap_scope *s = shards[k].head; s != NULL; s = s->reg_next) {
+			if (r->nscopes == cap) {
+				reap_scope **nv = realloc(r->scopes, 2 * cap * sizeof *nv);
+
+				if (nv == NULL)
+					break;
+				r->scopes = nv;
+				cap *= 2;
+			}
+			r->scopes[r->nscopes++] = s;
+		}
+	}
+	if (r->scopes == NULL) {
+		fprintf(f, "reap: no memory for a ledger report\n");
+	} else {
+		qsort(r->scopes, r->nscopes, sizeof *r->scopes, cmp_ptr);
+		if (flags & REAP_REPORT_TREE) {
+			fprintf(f, "reap ledger: owner tree\n");
+			for (size_t i = 0; i < r->nscopes; i++)
+				if (r->scopes[i]->flags & SF_ROOT)
+					tree_scope(r, r->scopes[i], "");
+		}
+		if (flags & REAP_REPORT_LEAKS) {
+			size_t before;
+
+			fprintf(f, "=================================================="
+				   "===============\n");
+			fprintf(f, "==%d==ERROR: reap: resources still open\n\n",
+				(int)getpid());
+			before = r->count;
+			r->count = 0;
+			for (size_t i = 0; i < r->nscopes; i++)
+				leaks_scope(r, r->scopes[i]);
+			fprintf(f, "\nSUMMARY: reap: %zu open resource(s)", r->count);
+			for (unsigned id = 1; id < REAP__MAX_TYPES; id++) {
+				reap_type *t = reap__type_by_id(id);
+
+				if (r->per_type[id] > 0 && t != NULL)
+					fprintf(f, ", %zu %s", r->per_type[id], t->name);
+			}
+			fprintf(f, ".\n");
+			if (r->count < before)
+				r->count = before;
+		}
+	}
+	for (int k = NSHARDS - 1; k >= 0; k--)
+		pthread_mutex_unlock(&shards[k].lock);
+	if (flags & REAP_REPORT_STATS) {
+		reap_ledger_stat st[REAP__MAX_TYPES];
+		size_t n = reap_ledger_stats_all(st, REAP__MAX_TYPES);
+
+		fprintf(f, "%-12s %10s %10s %10s %10s\n", "type", "created",
+			"closed", "live", "peak");
+		for (size_t i = 0; i < n && i < REAP__MAX_TYPES; i++)
+			fprintf(f, "%-12s %10llu %10llu %10llu %10llu\n", st[i].name,
+				(unsigned long long)st[i].created,
+				(unsigned long long)st[i].closed,
+				(unsigned long long)st[i].live,
+				(unsigned long long)st[i].peak);
+	}
+	count = r->count;
+	free(r->scopes);
+	free(r);
+	return count;
+}
+
+size_t reap_ledger_check(FILE *f)
+{
+	size_t n = reap_ledger_count();
+
+	if (n == 0)
+		return 0;
+	reap_ledger_report(f, REAP_REPORT_LEAKS);
+	return n;
+}

@@ -1,0 +1,925 @@
+/*
+ * Scopes: the owner tree, deferred cleanups and their close.
+ *
+ * A scope keeps its cleanups on a stack of chunks. Opening a child scope
+ * pushes an entry for it on the parent's stack, so children and cleanups
+ * interleave in one order of creation, and close simply pops that stack:
+ *
+ *   - Close pops one entry at a time and runs it. A cleanup may register
+ *     more cleanups (they land on top and run next), cancel or run older
+ *     ones (their entries turn dead and are skipped), or close a child
+ *     early. Nothing it does can make close skip a live entry or run one
+ *     twice, because an entry is marked dead before it runs.
+ *   - Dead entries at the top are popped at once, so the common pattern
+ *     "defer, then cancel" in a loop does not grow the stack. An emptied
+ *     chunk is kept as the one spare; any other is freed under the
+ *     ledger's shard lock, because the reporter may be reading it from
+ *     another thread while it holds those locks.
+ *   - The error in flight is (err, chain): err is authoritative, chain is
+ *     its description and may lag behind when memory for a link ran out.
+ *
+ * Misuse is caught by the magic word: closed scopes keep S_CLOSED and
+ * their close site in a per-thread quarantine of the last 64 closed
+ * scopes, so a use after close names both sites instead of reading freed
+ * memory.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/internal.h"
+
+reap_scope reap__root;
+
+static const char *sname(const reap_scope *s, char *buf, size_t len)
+{
+	reap__owner_path(s, buf, len);
+	return buf;
+}
+
+static REAP_NORETURN void misuse_scope(const reap_scope *s, const char *what,
+				       const reap_site *site)
+{
+	char path[256];
+
+	if (s->magic == S_CLOSED) {
+		reap__misuse("%s at %s:%d in %s(): scope %s was created at %s:%d in "
+			     "%s() and first closed at %s:%d in %s()",
+			     what, site->file, site->line, site->func,
+			     s->name ? s->name : "(unnamed)",
+			     s->site ? s->site->file : "?", s->site ? s->site->line : 0,
+			     s->site ? s->site->func : "?",
+			     s->close_site ? s->close_site->file : "?",
+			     s->close_site ? s->close_site->line : 0,
+			     s->close_site ? s->close_site->func : "?");
+	}
+	if (s->magic == S_CLOSING || s->magic == S_OPEN) {
+		reap__misuse("%s at %s:%d in %s(): scope %s was created at %s:%d "
+			     "in %s()%s",
+			     what, site->file, site->line, site->func,
+			     sname(s, path, sizeof path),
+			     s->site ? s->site->file : "(root)",
+			     s->site ? s->site->line : 0,
+			     s->site ? s->site->func : "-",
+			     s->magic == S_CLOSING ? " and is closing" : "");
+	}
+	reap__misuse("%s at %s:%d in %s(): %p is not a reap scope (freed long "
+		     "ago, or never opened)", what, site->file, site->line,
+		     site->func, (const void *)s);
+}
+
+static inline void check_open(reap_scope *s, const reap_site *site,
+			      const char *what)
+{
+	if (unlikely(s->magic != S_OPEN && s->magic != S_CLOSING))
+		misuse_scope(s, what, site);
+}
+
+/* ------------------------------------------------------------------ */
+/* The cleanup stack                                                    */
+
+/* Chunk capacities grow 16, 64, 256, then stay at 1024 entries (40 KiB). */
+static size_t chunk_cap(unsigned nchunks)
+{
+	return nchunks >= 3 ? 1024 : (size_t)16 << (2 * nchunks);
+}
+
+static struct reap__chunk *chunk_new(size_t cap)
+{
+	struct reap__chunk *c = reap_malloc(sizeof *c + cap * sizeof(reap_cleanup));
+
+	if (c != NULL)
+		c->end = c->slot + cap;
+	return c;
+}
+
+static void set_chunk(reap_scope *s, struct reap__chunk *c)
+{
+	c->prev = s->chunk;
+	WR(s->chunk, c);
+	s->limit = c->end;
+	__atomic_store_n(&s->top, c->slot, __ATOMIC_RELEASE);
+}
+
+/* The top chunk is full: move to a spare or a new chunk. */
+static __attribute__((noinline)) int grow(reap_scope *s)
+{
+	struct reap__chunk *c = s->spare;
+
+	if (c != NULL) {
+		s->spare = NULL;
+	} else {
+		if ((c = chunk_new(chunk_cap(s->nchunks))) == NULL)
+			return -ENOMEM;
+		s->nchunks++;
+	}
+	set_chunk(s, c);
+	return 0;
+}
+
+/* The top chunk is empty: step back to the full one below, keeping the
+ * empty one for reuse. At most one spare is kept, so a scope's stack never
+ * holds much more than its live entries; an older spare is freed under
+ * the ledger's lock, since a reporter may still be reading it. */
+static void shrink(reap_scope *s)
+{
+	struct reap__chunk *c = s->chunk;
+
+	WR(s->chunk, c->prev);
+	if (s->spare != NULL)
+		reap__ledger_free_chunk(s, s->spare);
+	c->prev = NULL;
+	s->spare = c;
+	s->limit = s->chunk->end;
+	__atomic_store_n(&s->top, s->chunk->end, __ATOMIC_RELEASE);
+}
+
+/* Pop dead entries off the top. */
+static void pop_dead(reap_scope *s)
+{
+	for (;;) {
+		reap_cleanup *t = s->top;
+
+		if (s->chunk == NULL)
+			return;
+		if (t == s->chunk->slot) {
+			if (s->chunk->prev == NULL) {
+				/* Empty: a long-lived scope keeps one chunk. */
+				if (s->spare != NULL) {
+					reap__ledger_free_chunk(s, s->spare);
+					s->spare = NULL;
+				}
+				return;
+			}
+			shrink(s);
+			continue;
+		}
+		if (RD(t[-1].flags) & F_LIVE)
+			return;
+		__atomic_store_n(&s->top, t - 1, __ATOMIC_RELEASE);
+	}
+}
+
+static void free_chunks(struct reap__chunk *c)
+{
+	while (c != NULL) {
+		struct reap__chunk *prev = c->prev;
+
+		reap_free(c);
+		c = prev;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Registration                                                         */
+
+static int push(reap_scope *s, struct reap__tstate *ts, reap_type *type,
+		void *fn, void *arg, unsigned kind, reap_cleanup **h,
+		const reap_site *site)
+{
+	reap_cleanup *e;
+	unsigned flags = F_LIVE | kind << 2;
+
+	if (unlikely(s->top == s->limit) && grow(s) < 0)
+		return -ENOMEM;
+	e = s->top;
+	WR(e->fn, fn);
+	WR(e->arg, arg);
+	WR(e->site, site);
+	WR(e->owner, s);
+	if (type != NULL && reap__ledger_active()) {
+		unsigned id = reap__type_id(type);
+
+		WR(e->type, (uint8_t)id);
+		WR(e->tid, (uint16_t)ts->num);
+		WR(e->t_ms, reap__now_ms());
+		flags |= F_COUNTED;
+		reap__count_created(ts, id);
+	} else {
+		WR(e->type, (uint8_t)0);
+	}
+	WR(e->flags, (uint8_t)flags);
+	/* Release: a reporter that sees the new top sees the entry. */
+	__atomic_store_n(&s->top, e + 1, __ATOMIC_RELEASE);
+	if (h != NULL)
+		*h = e;
+	return 0;
+}
+
+int reap_defer_at(reap_scope *s, reap_type *type, reap_cleanup_fn fn,
+		  void *arg, reap_cleanup **h, const reap_site *site)
+{
+	struct reap__tstate *ts = reap__ts();
+
+	if (s == NULL)
+		s = ts->current;
+	check_open(s, site, "reap_defer");
+	if (unlikely(fn == NULL))
+		return -EINVAL;
+	return push(s, ts, type ? type : &reap_type_defer, (void *)fn, arg,
+		    E_PLAIN, h, site);
+}
+
+int reap_defer_exit_at(reap_scope *s, reap_type *type, reap_exit_fn fn,
+		       void *arg, reap_cleanup **h, const reap_site *site)
+{
+	struct reap__tstate *ts = reap__ts();
+
+	if (s == NULL)
+		s = ts->current;
+	check_open(s, site, "reap_defer_exit");
+	if (unlikely(fn == NULL))
+		return -EINVAL;
+	return push(s, ts, type ? type : &reap_type_defer, (void *)fn, arg,
+		    E_EXIT, h, site);
+}
+
+static void check_handle(reap_cleanup *h, const char *what)
+{
+	if (unlikely(!(RD(h->flags) & F_LIVE))) {
+		const reap_site *site = h->site;
+
+		reap__misuse("%s on a cleanup that already ran, was cancelled or "
+			     "moved; it was registered at %s:%d in %s()", what,
+			     site ? site->file : "?", site ? site->line : 0,
+			     site ? site->func : "?");
+	}
+}
+
+/* Mark an entry dead and release it in the ledger. */
+static void retire(struct reap__tstate *ts, reap_cleanup *e)
+{
+	unsigned flags = e->flags;
+
+	WR(e->flags, (uint8_t)0);
+	if (flags & F_COUNTED)
+		reap__count_closed(ts, e->type);
+}
+
+int reap_cleanup_run(reap_cleanup *h)
+{
+	struct reap__tstate *ts = reap__ts();
+	reap_scope *s;
+	void *fn, *arg;
+	unsigned kind;
+	int rc = 0;
+
+	check_handle(h, "reap_cleanup_run");
+	s = h->owner;
+	fn = h->fn;
+	arg = h->arg;
+	kind = F_KIND_OF(h->flags);
+	retire(ts, h);
+	pop_dead(s);
+	if (kind == E_PLAIN) {
+		((reap_cleanup_fn)fn)(arg);
+	} else if (kind == E_EXIT) {
+		rc = ((reap_exit_fn)fn)(arg, NULL);
+		(void)reap__raise_take(rc);
+		if (rc > 0)
+			rc = 0;
+	}
+	return rc;
+}
+
+void reap_cleanup_cancel(reap_cleanup *h)
+{
+	reap_scope *s;
+
+	check_handle(h, "reap_cleanup_cancel");
+	s = h->owner;
+	retire(reap__ts(), h);
+	pop_dead(s);
+}
+
+int reap_cleanup_move(reap_cleanup **h, reap_scope *dst)
+{
+	reap_cleanup *e = *h, *n;
+	reap_scope *src;
+	unsigned flags;
+
+	check_handle(e, "reap_cleanup_move");
+	src = e->owner;
+	if (dst->magic != S_OPEN)
+		return dst->magic == S_CLOSING ? REAP_ECLOSED : -EINVAL;
+	if (unlikely(dst->top == dst->limit) && grow(dst) < 0)
+		return -ENOMEM;
+	n = dst->top;
+	flags = e->flags;
+	WR(n->fn, e->fn);
+	WR(n->arg, e->arg);
+	WR(n->site, e->site);
+	WR(n->owner, dst);
+	WR(n->type, e->type);
+	WR(n->tid, e->tid);
+	WR(n->t_ms, e->t_ms);
+	WR(n->flags, (uint8_t)flags);
+	__atomic_store_n(&dst->top, n + 1, __ATOMIC_RELEASE);
+	WR(e->flags, (uint8_t)0); /* the same resource: no ledger change */
+	pop_dead(src);
+	*h = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scope memory                                                         */
+
+#define ARENA_BIG 1024
+
+void *reap_scope_alloc(reap_scope *s, size_t size)
+{
+	struct reap__arena *a;
+	struct reap__block *b;
+	void *p;
+
+	if (s == NULL)
+		s = reap__ts()->current;
+	check_open(s, REAP_SITE, "reap_scope_alloc");
+	a = &s->arena;
+	size = (size + 15) & ~(size_t)15;
+	if (size == 0)
+		size = 16;
+	if (likely((size_t)(a->end - a->cur) >= size)) {
+		p = a->cur;
+		a->cur += size;
+		a->bytes += size;
+		return p;
+	}
+	if (size > ARENA_BIG) {
+		if ((b = reap_malloc(sizeof *b + size)) == NULL)
+			return NULL;
+		b->size = size;
+	} else {
+		/* Blocks grow 4, 8, 16, 32, then stay at 64 KiB. */
+		size_t cap = a->nblocks >= 4 ? 65536 : (size_t)4096 << a->nblocks;
+
+		if ((b = reap_malloc(sizeof *b + cap)) == NULL)
+			return NULL;
+		b->size = cap;
+		a->nblocks++;
+		a->cur = (char *)b->data + size;
+		a->end = (char *)b->data + cap;
+	}
+	b->next = a->blocks;
+	a->blocks = b;
+	a->bytes += size;
+	return b->data;
+}
+
+char *reap_scope_strdup(reap_scope *s, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *p = reap_scope_alloc(s, n);
+
+	if (p != NULL)
+		memcpy(p, str, n);
+	return p;
+}
+
+static void arena_free(struct reap__arena *a)
+{
+	struct reap__block *b = a->blocks;
+
+	while (b != NULL) {
+		struct reap__block *next = b->next;
+
+		reap_free(b);
+		b = next;
+	}
+	memset(a, 0, sizeof *a);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                              */
+
+static uint64_t next_scope_id(struct reap__tstate *ts)
+{
+	static atomic_uint_fast64_t ids = 1;
+
+	if (ts->next_id == ts->id_limit) {
+		/* Relaxed: ids only need to be unique. */
+		ts->next_id = atomic_fetch_add_explicit(&ids, 1024, memory_order_relaxed);
+		ts->id_limit = ts->next_id + 1024;
+	}
+	return ts->next_id++;
+}
+
+static void scope_init(reap_scope *s, struct reap__tstate *ts, reap_scope *parent,
+		       const reap_site *site)
+{
+	memset(s, 0, sizeof *s);
+	s->magic = S_OPEN;
+	s->parent = parent;
+	s->site = site;
+	s->tid = ts->num;
+	s->shard = ts->num;
+	s->id = next_scope_id(ts);
+}
+
+/* Record a new scope in the ledger: counted and registered. */
+static void scope_track(reap_scope *s, struct reap__tstate *ts)
+{
+	if (!reap__ledger_active())
+		return;
+	s->t_ns = reap_now_ns();
+	s->flags |= SF_COUNTED;
+	reap__count_created(ts, reap__type_id(&reap__type_scope));
+	reap__ledger_scope_add(s);
+}
+
+int reap_scope_open_at(reap_scope *parent, reap_scope **out,
+		       const reap_site *site)
+{
+	struct reap__tstate *ts = reap__ts();
+	reap_scope *s;
+	int rc;
+
+	if (parent == NULL)
+		parent = ts->current;
+	check_open(parent, site, "reap_scope_open");
+	if ((s = reap_malloc(sizeof *s)) == NULL)
+		return -ENOMEM;
+	scope_init(s, ts, parent, site);
+	/* The entry in the parent is not counted: the scope counts itself. */
+	if ((rc = push(parent, ts, NULL, NULL, s, E_CHILD, &s->self, site)) < 0) {
+		reap_free(s);
+		return rc;
+	}
+	WR(s->self->type, (uint8_t)reap__type_id(&reap__type_scope));
+	scope_track(s, ts);
+	*out = s;
+	return 0;
+}
+
+static int is_ancestor(const reap_scope *a, const reap_scope *d)
+{
+	for (const reap_scope *p = d->parent; p != NULL; p = p->parent)
+		if (p == a)
+			return 1;
+	return 0;
+}
+
+int reap_scope_move(reap_scope *s, reap_scope *np)
+{
+	reap_cleanup *old = s->self, *n;
+	reap_scope *op = s->parent;
+
+	check_open(s, REAP_SITE, "reap_scope_move");
+	check_open(np, REAP_SITE, "reap_scope_move");
+	if ((s->flags & SF_ROOT) || np == s || is_ancestor(s, np))
+		return -EINVAL;
+	if (s->magic != S_OPEN || np->magic != S_OPEN)
+		return REAP_ECLOSED;
+	if (unlikely(np->top == np->limit) && grow(np) < 0)
+		return -ENOMEM;
+	n = np->top;
+	WR(n->fn, old->fn);
+	WR(n->arg, old->arg);
+	WR(n->site, old->site);
+	WR(n->owner, np);
+	WR(n->type, old->type);
+	WR(n->tid, old->tid);
+	WR(n->t_ms, old->t_ms);
+	WR(n->flags, old->flags);
+	__atomic_store_n(&np->top, n + 1, __ATOMIC_RELEASE);
+	WR(old->flags, (uint8_t)0);
+	WR(s->parent, np);
+	s->self = n;
+	pop_dead(op);
+	return 0;
+}
+
+int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
+			  const reap_site *site)
+{
+	struct reap__tstate *ts = reap__ts();
+	struct reap__chunk *c, *fresh = NULL;
+	reap_scope *n;
+	int rc;
+
+	if (parent == NULL)
+		parent = ts->current;
+	check_open(s, site, "reap_scope_pop_all");
+	check_open(parent, site, "reap_scope_pop_all");
+	if (s->magic != S_OPEN || parent->magic != S_OPEN)
+		return REAP_ECLOSED;
+	if (parent != s && is_ancestor(s, parent))
+		return -EINVAL;
+	if ((n = reap_malloc(sizeof *n)) == NULL)
+		return -ENOMEM;
+	/* Make sure the entry for n can be pushed after the transfer, so
+	 * that nothing can fail once s has been emptied. */
+	if (parent == s) {
+		if ((fresh = chunk_new(chunk_cap(0))) == NULL) {
+			reap_free(n);
+			return -ENOMEM;
+		}
+	} else if (parent->top == parent->limit && grow(parent) < 0) {
+		reap_free(n);
+		return -ENOMEM;
+	}
+	scope_init(n, ts, parent, site);
+
+	/* Transfer the stack, its spares and the memory. */
+	n->chunk = s->chunk;
+	n->top = s->top;
+	n->limit = s->limit;
+	n->spare = s->spare;
+	n->nchunks = s->nchunks;
+	n->arena = s->arena;
+	memset(&s->arena, 0, sizeof s->arena);
+	WR(s->chunk, (struct reap__chunk *)NULL);
+	s->spare = NULL;
+	s->nchunks = 0;
+	s->limit = NULL;
+	__atomic_store_n(&s->top, (reap_cleanup *)NULL, __ATOMIC_RELEASE);
+	for (c = n->chunk; c != NULL; c = c->prev) {
+		reap_cleanup *end = c == n->chunk ? n->top : c->end;
+
+		for (reap_cleanup *e = c->slot; e < end; e++) {
+			if (!(e->flags & F_LIVE))
+				continue;
+			WR(e->owner, n);
+			if (F_KIND_OF(e->flags) == E_CHILD)
+				WR(((reap_scope *)e->arg)->parent, n);
+		}
+	}
+	if (fresh != NULL) {
+		fresh->prev = NULL;
+		s->chunk = NULL;
+		set_chunk(s, fresh);
+		s->nchunks = 1;
+	}
+	rc = push(parent, ts, NULL, NULL, n, E_CHILD, &n->self, site);
+	(void)rc; /* cannot fail: a slot was reserved above */
+	WR(n->self->type, (uint8_t)reap__type_id(&reap__type_scope));
+	scope_track(n, ts);
+	*out = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors in flight                                                     */
+
+void reap_scope_failf_at(reap_scope *s, int code, const reap_site *site,
+			 const char *fmt, ...)
+{
+	char msg[256], path[256];
+	reap_error *link;
+
+	check_open(s, site, "reap_scope_fail");
+	if (code >= 0)
+		return;
+	if (fmt != NULL) {
+		va_list ap;
+
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+	}
+	reap__owner_path(s, path, sizeof path);
+	link = reap__error_new(code, site, fmt ? msg : NULL, path, s->chain);
+	if (link != NULL)
+		s->chain = link;
+	s->err = code;
+}
+
+int reap_scope_error(const reap_scope *s)
+{
+	return s->err;
+}
+
+/* Run an exit cleanup with the error in flight, then apply its verdict. */
+static void run_exit(reap_scope *s, reap_exit_fn fn, void *arg,
+		     const reap_site *site, int *err, reap_error **chain)
+{
+	reap_error tmp;
+	const reap_error *in = *chain;
+	struct reap__raise *r;
+	int rc;
+
+	if (*err != 0 && (in == NULL || in->code != *err)) {
+		/* The link for err could not be allocated: describe it here. */
+		tmp = (reap_error){*err, NULL, NULL, NULL, in};
+		in = &tmp;
+	}
+	rc = fn(arg, *err != 0 ? in : NULL);
+	r = reap__raise_take(rc);
+	if (rc == 0)
+		return;
+	if (rc == REAP_SUPPRESS) {
+		reap_error_free(*chain);
+		*chain = NULL;
+		*err = 0;
+	} else if (rc < 0) {
+		char path[256];
+		reap_error *link;
+
+		reap__owner_path(s, path, sizeof path);
+		link = reap__error_new(rc, r ? r->site : site, r ? r->msg : NULL,
+				       path, *chain);
+		if (link != NULL)
+			*chain = link;
+		else
+			reap__report("reap: no memory to chain error %s raised by "
+				     "the cleanup registered at %s:%d; it is "
+				     "returned without its message\n",
+				     reap_errname(rc), site->file, site->line);
+		*err = rc;
+	} else {
+		reap__report("reap: cleanup registered at %s:%d returned %d, "
+			     "which is neither 0, REAP_SUPPRESS nor an error; "
+			     "ignored\n", site->file, site->line, rc);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                              */
+
+static void quarantine(struct reap__tstate *ts, reap_scope *s)
+{
+	reap_scope *old = ts->quarantine[ts->qpos];
+
+	ts->quarantine[ts->qpos] = s;
+	ts->qpos = (ts->qpos + 1) % REAP__QUARANTINE;
+	reap__alloc_forget(s);
+	if (old != NULL)
+		reap__free_forgotten(old);
+}
+
+void reap__scope_free_quarantine(struct reap__tstate *ts)
+{
+	for (unsigned i = 0; i < REAP__QUARANTINE; i++) {
+		if (ts->quarantine[i] != NULL)
+			reap__free_forgotten(ts->quarantine[i]);
+		ts->quarantine[i] = NULL;
+	}
+}
+
+static int close_scope(reap_scope *s, const reap_site *site, int in_err,
+		       reap_error *in_chain, reap_error **out_chain, int internal)
+{
+	struct reap__tstate *ts = reap__ts();
+	int err;
+	reap_error *chain;
+
+	if (unlikely(s->magic != S_OPEN)) {
+		if (s->magic == S_CLOSED)
+			misuse_scope(s, "double close", site);
+		if (s->magic == S_CLOSING)
+			misuse_scope(s, "close of a scope that is already closing",
+				     site);
+		misuse_scope(s, "close", site);
+	}
+	if (unlikely((s->flags & SF_ROOT) && !internal))
+		misuse_scope(s, "close of a root scope by hand (roots close at "
+			     "thread and process exit)", site);
+	for (reap_scope *c = ts->closing; c != NULL; c = c->closing_next) {
+		if (is_ancestor(s, c)) {
+			char a[256], b[256];
+
+			reap__misuse("closing %s at %s:%d in %s() from inside the "
+				     "close of its descendant %s (created at %s:%d "
+				     "in %s()) would run cleanups out of order",
+				     sname(s, a, sizeof a), site->file, site->line,
+				     site->func, sname(c, b, sizeof b),
+				     c->site ? c->site->file : "?",
+				     c->site ? c->site->line : 0,
+				     c->site ? c->site->func : "?");
+		}
+	}
+	s->magic = S_CLOSING;
+	s->close_site = site;
+	s->closing_next = ts->closing;
+	ts->closing = s;
+
+	/* The error in flight: the scope's own, over the one it inherits. */
+	err = s->err;
+	chain = s->chain;
+	s->chain = NULL;
+	if (in_err != 0) {
+		if (err == 0) {
+			err = in_err;
+			chain = in_chain;
+		} else if (chain == NULL) {
+			chain = in_chain;
+		} else {
+			reap_error *t = chain;
+
+			while (t->cause != NULL)
+				t = (reap_error *)t->cause;
+			t->cause = in_chain;
+		}
+	}
+
+	for (;;) {
+		reap_cleanup *e;
+		void *fn, *arg;
+		unsigned flags;
+
+		if (s->chunk == NULL)
+			break;
+		if (s->top == s->chunk->slot) {
+			if (s->chunk->prev == NULL)
+				break;
+			shrink(s);
+			continue;
+		}
+		e = s->top - 1;
+		__atomic_store_n(&s->top, e, __ATOMIC_RELEASE);
+		flags = e->flags;
+		if (!(flags & F_LIVE))
+			continue;
+		fn = e->fn;
+		arg = e->arg;
+		retire(ts, e);
+		switch (F_KIND_OF(flags)) {
+		case E_PLAIN:
+			((reap_cleanup_fn)fn)(arg);
+			break;
+		case E_EXIT:
+			run_exit(s, (reap_exit_fn)fn, arg, e->site, &err, &chain);
+			break;
+		case E_CHILD: {
+			reap_scope *child = arg;
+
+			child->self = NULL; /* its entry is gone already */
+			err = close_scope(child, site, err, chain, &chain, 1);
+			break;
+		}
+		}
+	}
+
+	ts->closing = s->closing_next;
+	s->closing_next = NULL;
+	if (s->self != NULL) {
+		/* Closed early: its entry in the parent goes. */
+		WR(s->self->flags, (uint8_t)0);
+		pop_dead(s->parent);
+		s->self = NULL;
+	}
+	if (s->flags & SF_COUNTED)
+		reap__count_closed(ts, reap__type_id(&reap__type_scope));
+	if (s->flags & SF_REGISTERED)
+		reap__ledger_scope_del(s);
+	free_chunks(s->chunk);
+	reap_free(s->spare);
+	s->chunk = s->spare = NULL;
+	s->top = s->limit = NULL;
+	s->nchunks = 0;
+	arena_free(&s->arena);
+	s->err = 0;
+	*out_chain = chain;
+	if (s->flags & SF_STATIC) {
+		/* A root: ready for late users, if any, until its owner ends. */
+		s->magic = S_OPEN;
+		s->flags &= ~(unsigned)(SF_COUNTED);
+	} else {
+		s->magic = S_CLOSED;
+		quarantine(ts, s);
+	}
+	return err;
+}
+
+static void report_chain(const reap_site *site, reap_error *chain)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	if (m == NULL)
+		return;
+	fprintf(m, "reap: scope %s closed at %s:%d in %s() with %zu error(s) "
+		   "that no caller received:\n",
+		chain && chain->where ? chain->where : "(unnamed)", site->file,
+		site->line, site->func, reap_error_count(chain));
+	reap_error_print(chain, m);
+	fclose(m);
+	reap__report_text(text);
+	free(text);
+}
+
+int reap_scope_close_err_at(reap_scope *s, reap_error **chain,
+			    const reap_site *site)
+{
+	*chain = NULL;
+	return close_scope(s, site, 0, NULL, chain, 0);
+}
+
+int reap_scope_close_at(reap_scope *s, const reap_site *site)
+{
+	reap_error *chain = NULL;
+	int err = close_scope(s, site, 0, NULL, &chain, 0);
+
+	if (unlikely(chain != NULL)) {
+		if (chain->cause != NULL)
+			report_chain(site, chain);
+		reap_error_free(chain);
+	}
+	return err;
+}
+
+void reap__scope_close_root(reap_scope *root)
+{
+	static const reap_site exit_site = {"(exit)", "exit", 0};
+	reap_error *chain = NULL;
+
+	/* Cleanups run at exit may register more; close until none remain. */
+	for (int pass = 0; pass < 4; pass++) {
+		int err = close_scope(root, &exit_site, 0, NULL, &chain, 1);
+
+		if (err != 0 || chain != NULL)
+			report_chain(&exit_site, chain);
+		reap_error_free(chain);
+		chain = NULL;
+		if (root->chunk == NULL)
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Names, owners, current scope                                         */
+
+int reap_scope_name(reap_scope *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	check_open(s, REAP_SITE, "reap_scope_name");
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((p = reap_scope_alloc(s, (size_t)n + 1)) == NULL)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	WR(s->name, (const char *)p);
+	return 0;
+}
+
+const char *reap_scope_get_name(const reap_scope *s)
+{
+	return s->name;
+}
+
+reap_scope *reap_scope_parent(const reap_scope *s)
+{
+	return s->parent;
+}
+
+reap_scope *reap_scope_root(void)
+{
+	reap__init();
+	return &reap__root;
+}
+
+reap_scope *reap_scope_current(void)
+{
+	return reap__ts()->current;
+}
+
+reap_scope *reap_scope_set_current(reap_scope *s)
+{
+	struct reap__tstate *ts = reap__ts();
+	reap_scope *old = ts->current;
+
+	if (s == NULL)
+		s = ts->is_main ? &reap__root : &ts->root;
+	check_open(s, REAP_SITE, "reap_scope_set_current");
+	ts->current = s;
+	return old;
+}
+
+/* ------------------------------------------------------------------ */
+/* The block macro                                                      */
+
+reap_with reap__with_enter(reap_scope *parent, int *rc, const reap_site *site)
+{
+	reap_with w = {NULL, rc, 0, site};
+	int r = reap_scope_open_at(parent, &w.scope, site);
+
+	if (r < 0) {
+		w.scope = NULL;
+		if (rc != NULL)
+			*rc = r;
+	}
+	return w;
+}
+
+void reap__with_exit(reap_with *w)
+{
+	int final;
+
+	if (w->scope == NULL)
+		return;
+	if (w->rc != NULL && *w->rc < 0)
+		reap_scope_failf_at(w->scope, *w->rc, w->site, NULL);
+	final = reap_scope_close_at(w->scope, w->site);
+	if (w->rc != NULL && (final < 0 || *w->rc < 0))
+		*w->rc = final;
+	w->scope = NULL;
+}

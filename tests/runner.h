@@ -1,0 +1,123 @@
+/*
+ * A small test runner in the manner of libuv's: each test runs in its own
+ * process under a time limit, assertions are typed and print both sides,
+ * and every test ends with the runner checking that the ledger holds no
+ * live resource and that every block from reap's allocator was freed.
+ *
+ *     TEST(scope_lifo) { ... ASSERT_EQ_INT(order[0], 3); }
+ *
+ * `prog` runs every test, each in a forked child; `prog NAME` runs one in
+ * this process (ctest does that, one test per entry); `prog --list`.
+ */
+#ifndef REAP_TEST_RUNNER_H
+#define REAP_TEST_RUNNER_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reap.h"
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn, const char *file);
+
+#define TEST(name)                                                          \
+	static void test_##name(void);                                      \
+	__attribute__((constructor)) static void test_reg_##name(void)      \
+	{                                                                   \
+		test_register(#name, test_##name, __FILE__);                \
+	}                                                                   \
+	static void test_##name(void)
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+
+#define ASSERT_TRUE(c)                                                      \
+	do {                                                                \
+		if (!(c))                                                   \
+			test_fail(__FILE__, __LINE__, "expected true: %s", #c); \
+	} while (0)
+
+#define ASSERT_FALSE(c)                                                     \
+	do {                                                                \
+		if (c)                                                      \
+			test_fail(__FILE__, __LINE__, "expected false: %s", #c); \
+	} while (0)
+
+#define ASSERT_CMP_(a, op, b, T, fmt)                                       \
+	do {                                                                \
+		T a_ = (a), b_ = (b);                                       \
+		if (!(a_ op b_))                                            \
+			test_fail(__FILE__, __LINE__,                       \
+				  "%s %s %s: " fmt " vs " fmt, #a, #op, #b, \
+				  a_, b_);                                  \
+	} while (0)
+
+#define ASSERT_EQ_INT(a, b) ASSERT_CMP_(a, ==, b, long long, "%lld")
+#define ASSERT_NE_INT(a, b) ASSERT_CMP_(a, !=, b, long long, "%lld")
+#define ASSERT_LT_INT(a, b) ASSERT_CMP_(a, <, b, long long, "%lld")
+#define ASSERT_LE_INT(a, b) ASSERT_CMP_(a, <=, b, long long, "%lld")
+#define ASSERT_GT_INT(a, b) ASSERT_CMP_(a, >, b, long long, "%lld")
+#define ASSERT_GE_INT(a, b) ASSERT_CMP_(a, >=, b, long long, "%lld")
+#define ASSERT_EQ_SIZE(a, b) ASSERT_CMP_(a, ==, b, unsigned long long, "%llu")
+#define ASSERT_EQ_PTR(a, b) ASSERT_CMP_(a, ==, b, const void *, "%p")
+#define ASSERT_NE_PTR(a, b) ASSERT_CMP_(a, !=, b, const void *, "%p")
+#define ASSERT_NULL(a) ASSERT_EQ_PTR(a, NULL)
+#define ASSERT_NOT_NULL(a) ASSERT_NE_PTR(a, NULL)
+
+/* An int return that must be 0; prints the code's name on failure. */
+#define ASSERT_OK(expr)                                                     \
+	do {                                                                \
+		int rc_ = (expr);                                           \
+		if (rc_ != 0)                                               \
+			test_fail(__FILE__, __LINE__, "%s returned %d (%s: %s)", \
+				  #expr, rc_, reap_errname(rc_),            \
+				  reap_strerror(rc_));                      \
+	} while (0)
+
+#define ASSERT_EQ_STR(a, b)                                                 \
+	do {                                                                \
+		const char *a_ = (a), *b_ = (b);                            \
+		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)        \
+			test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", \
+				  #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+	} while (0)
+
+#define ASSERT_CONTAINS(hay, needle)                                        \
+	do {                                                                \
+		const char *h_ = (hay), *n_ = (needle);                     \
+		if (h_ == NULL || strstr(h_, n_) == NULL)                   \
+			test_fail(__FILE__, __LINE__,                       \
+				  "%s does not contain \"%s\":\n---\n%s\n---", \
+				  #hay, n_, h_ ? h_ : "(null)");             \
+	} while (0)
+
+/* Skip the current test, saying why. */
+void test_skip(const char *why) __attribute__((noreturn));
+
+/*
+ * Run fn(arg) in a forked child whose misuse hook records the message.
+ * Returns the message (static buffer) if the child hit misuse, or NULL if
+ * fn returned normally.
+ */
+const char *test_expect_misuse(void (*fn)(void *), void *arg);
+
+/*
+ * Run a program (argv[0] is a path) with extra environment entries
+ * (NULL-terminated "K=V" list, may be NULL), capture its stdout+stderr
+ * into a malloc'd string and return its wait status.
+ */
+int test_run(char *const argv[], char *const env[], char **output);
+
+/* Directory of the running test binary, for finding helper programs. */
+const char *test_bindir(void);
+
+/* Capture everything the report hook receives while the test runs. */
+const char *test_reports(void);
+void test_reports_clear(void);
+
+/* The baseline of reap_alloc_live() at the start of the test. */
+extern size_t test_alloc_base;
+
+#endif
