@@ -47,7 +47,8 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 
 #define ASSERT_CMP_(a, op, b, T, fmt)                                       \
 	do {                                                                \
-		T a_ = (a), b_ = (b);                                       \
+		T a_ = (a);                                                 \
+		T b_ = (b);                                                 \
 		if (!(a_ op b_))                                            \
 			test_fail(__FILE__, __LINE__,                       \
 				  "%s %s %s: " fmt " vs " fmt, #a, #op, #b, \
