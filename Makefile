@@ -12,7 +12,7 @@ all:
 
 demo:
 	cmake -S . -B $(BUILD)-demo -DCMAKE_BUILD_TYPE=Release -DREAP_TESTS=OFF >/dev/null
-	cmake --build $(BUILD)-demo -j $(JOBS) --target reap-demo
+	cmake --build $(BUILD)-demo -j $(JOBS) --target reap-demo >/dev/null
 	./$(BUILD)-demo/reap-demo
 
 test:

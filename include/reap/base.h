@@ -174,8 +174,21 @@ REAP_API void *reap_calloc(size_t n, size_t size) __attribute__((malloc));
 REAP_API void *reap_realloc(void *ptr, size_t size);
 REAP_API void reap_free(void *ptr);
 
-/* Blocks allocated through the hook and not yet freed. Any thread. */
+/* Blocks allocated through the hook and not yet freed (blocks kept in the
+ * cache below do not count). Thread safety: any thread. */
 REAP_API size_t reap_alloc_live(void);
+
+/*
+ * The block cache. Memory that closing a scope releases (cleanup chunks
+ * and scope memory blocks) is kept by the thread that closed it for the
+ * next scope, up to a process-wide limit of 128 MiB by default, and given
+ * back through the allocator hook when the thread ends or the limit is
+ * reached. reap_set_cache_limit(0) turns the cache off and empties the
+ * calling thread's; reap_cache_trim() empties the calling thread's now.
+ * Thread safety: any thread.
+ */
+REAP_API void reap_set_cache_limit(size_t bytes);
+REAP_API void reap_cache_trim(void);
 
 /*
  * Fault injection: make the nth fallible acquisition from now fail (1 is

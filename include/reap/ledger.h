@@ -8,6 +8,11 @@
  * them as an owner tree or, at exit under REAP_DEBUG=leaks, as a
  * LeakSanitizer-style report that names the user's own lines.
  *
+ * Creation times: a scope's is read from the clock when it opens. A
+ * cleanup's comes from a coarse clock that each thread reads when it
+ * opens a scope and at every 16th registration, so it may be early by the
+ * time since the thread last did either.
+ *
  * Cost: registration and release take no lock. Counters are kept per
  * thread and folded into process-wide totals every few dozen operations;
  * scopes are registered in sharded lists. The ledger can be switched off

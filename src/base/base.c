@@ -190,6 +190,104 @@ void reap__free_forgotten(void *p)
 	alloc_hook.free(alloc_hook.ctx, p);
 }
 
+/*
+ * The block cache. Closing a scope frees its cleanup chunks and memory
+ * blocks; glibc gives such memory back to the kernel when the top of its
+ * heap grows past its trim threshold, so the next scope of the same size
+ * pays a page fault every 4 KiB. Each thread therefore keeps the blocks it
+ * frees, by exact size (a handful of sizes: the chunk and block sizes of
+ * scope.c), up to a process-wide limit, and drains them at exit. Cached
+ * blocks are not live: reap_alloc_live() does not count them. Taking one
+ * from the cache is a fallible acquisition like any allocation, so fault
+ * injection sees the same sites whether or not the cache is warm.
+ */
+static atomic_size_t cache_bytes;
+static size_t cache_limit = (size_t)128 << 20;
+
+void reap_set_cache_limit(size_t bytes)
+{
+	__atomic_store_n(&cache_limit, bytes, __ATOMIC_RELAXED);
+	if (bytes == 0)
+		reap_cache_trim();
+}
+
+void reap_cache_trim(void)
+{
+	reap__block_cache_drain(reap__ts());
+}
+
+void *reap__block_alloc(size_t size)
+{
+	struct reap__tstate *ts = reap__ts();
+
+	for (unsigned i = 0; i < REAP__CACHE_SIZES; i++) {
+		void **head;
+
+		if (ts->bcache[i].size != size || ts->bcache[i].head == NULL)
+			continue;
+		if (unlikely(fault_hit())) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		head = ts->bcache[i].head;
+		ts->bcache[i].head = *head;
+		atomic_fetch_sub_explicit(&cache_bytes, size, memory_order_relaxed);
+		atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+		return head;
+	}
+	return reap_malloc(size);
+}
+
+void reap__block_free(void *p, size_t size)
+{
+	struct reap__tstate *ts = &reap__ts_tls;
+	unsigned i, free_slot = REAP__CACHE_SIZES;
+
+	if (p == NULL)
+		return;
+	if (!ts->ready || atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size >
+				  __atomic_load_n(&cache_limit, __ATOMIC_RELAXED)) {
+		reap_free(p);
+		return;
+	}
+	for (i = 0; i < REAP__CACHE_SIZES; i++) {
+		if (ts->bcache[i].size == size)
+			break;
+		if (ts->bcache[i].head == NULL && free_slot == REAP__CACHE_SIZES)
+			free_slot = i;
+	}
+	if (i == REAP__CACHE_SIZES) {
+		if (free_slot == REAP__CACHE_SIZES) {
+			reap_free(p);
+			return;
+		}
+		i = free_slot;
+		ts->bcache[i].size = size;
+	}
+	*(void **)p = ts->bcache[i].head;
+	ts->bcache[i].head = p;
+	/* Relaxed: the limit is a soft bound on memory kept. */
+	atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+}
+
+void reap__block_cache_drain(struct reap__tstate *ts)
+{
+	for (unsigned i = 0; i < REAP__CACHE_SIZES; i++) {
+		void **p = ts->bcache[i].head;
+
+		while (p != NULL) {
+			void **next = *p;
+
+			alloc_hook.free(alloc_hook.ctx, p);
+			atomic_fetch_sub_explicit(&cache_bytes, ts->bcache[i].size,
+						  memory_order_relaxed);
+			p = next;
+		}
+		ts->bcache[i].head = NULL;
+	}
+}
+
 size_t reap_alloc_live(void)
 {
 	return atomic_load_explicit(&alloc_live, memory_order_relaxed);
@@ -354,6 +452,7 @@ static void ts_exit(void *arg)
 		return;
 	reap__scope_close_root(&ts->root);
 	reap__scope_free_quarantine(ts);
+	reap__block_cache_drain(ts);
 	reap__ledger_thread_detach(ts);
 	ts->ready = 0;
 }
@@ -365,6 +464,7 @@ struct reap__tstate *reap__ts_slow(void)
 	reap__init();
 	ts->num = atomic_fetch_add_explicit(&ts_numbers, 1, memory_order_relaxed) + 1;
 	ts->ostid = (int)gettid();
+	ts->clock_ops = 16; /* read the clock at the first registration */
 	ts->is_main = ts->ostid == (int)getpid();
 	if (ts->is_main) {
 		ts->current = &reap__root;
@@ -410,8 +510,11 @@ static void at_exit(void)
 			fclose(m);
 		}
 	}
-	if (ts->is_main)
+	if (ts->is_main) {
 		reap__scope_close_root(&reap__root);
+		reap__scope_free_quarantine(ts);
+		reap__block_cache_drain(ts);
+	}
 	if (text != NULL) {
 		if (leaks > 0)
 			reap__report_text(text);

@@ -38,6 +38,12 @@ void reap__report_text(const char *text);
 void reap__alloc_forget(void *p);
 void reap__free_forgotten(void *p);
 
+/* Blocks of a few fixed sizes, cached per thread (see base.c). */
+void *reap__block_alloc(size_t size);
+void reap__block_free(void *p, size_t size);
+struct reap__tstate;
+void reap__block_cache_drain(struct reap__tstate *ts);
+
 extern unsigned reap__debug;  /* REAP_DEBUG_* */
 void reap__init(void);        /* idempotent, run by a constructor */
 
@@ -151,6 +157,7 @@ struct reap_scope {
 /* Per-thread state: lives in thread-local storage, never allocated. */
 #define REAP__MAX_TYPES 256
 #define REAP__QUARANTINE 64
+#define REAP__CACHE_SIZES 12
 struct reap__tstate {
 	int ready;
 	uint32_t num;       /* T1 is the first thread to use reap */
@@ -167,6 +174,14 @@ struct reap__tstate {
 	unsigned pend_max;  /* highest type id touched */
 
 	uint64_t next_id, id_limit; /* block of scope ids */
+
+	uint32_t now_ms;     /* cached creation time for cleanups */
+	unsigned clock_ops;  /* registrations since now_ms was read */
+
+	struct {
+		size_t size;
+		void *head;
+	} bcache[REAP__CACHE_SIZES]; /* freed blocks kept for reuse */
 
 	reap_scope *quarantine[REAP__QUARANTINE];
 	unsigned qpos;
@@ -199,7 +214,8 @@ void reap__ledger_thread_attach(struct reap__tstate *ts);
 void reap__ledger_thread_detach(struct reap__tstate *ts);
 void reap__ledger_scope_add(reap_scope *s);
 void reap__ledger_scope_del(reap_scope *s);
-void reap__ledger_free_chunk(reap_scope *s, void *chunk);
+void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk);
+void reap__chunk_free(struct reap__chunk *c);
 void reap__ledger_exit_report(void);
 void reap__owner_path(const reap_scope *s, char *buf, size_t len);
 reap_type *reap__type_by_id(unsigned id);

@@ -297,16 +297,16 @@ void reap__ledger_scope_del(reap_scope *s)
 
 /* Free a chunk a reporter may be reading: under the scope's shard lock,
  * which every report holds throughout. */
-void reap__ledger_free_chunk(reap_scope *s, void *chunk)
+void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk)
 {
 	unsigned k = s->shard % NSHARDS;
 
 	if (!(s->flags & SF_REGISTERED)) {
-		reap_free(chunk);
+		reap__chunk_free(chunk);
 		return;
 	}
 	pthread_mutex_lock(&shards[k].lock);
-	reap_free(chunk);
+	reap__chunk_free(chunk);
 	pthread_mutex_unlock(&shards[k].lock);
 }
 
@@ -507,13 +507,15 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 }
 
 static void leak_header(struct report *r, const char *what, const char *desc,
-			uint32_t tid, const reap_site *site, const char *path)
+			uint64_t age_ms, uint32_t tid, const reap_site *site,
+			const char *path)
 {
-	fprintf(r->f, "Open %s%s%s%s created by thread T%u:\n", what,
-		desc[0] ? " (" : "", desc, desc[0] ? ")" : "", tid);
+	fprintf(r->f, "Open %s%s%s, %llu.%03llus old, created by thread T%u at:\n",
+		what, desc[0] ? " " : "", desc, (unsigned long long)(age_ms / 1000),
+		(unsigned long long)(age_ms % 1000), tid);
 	fprintf(r->f, "    #0 ");
 	print_site(r->f, site);
-	fprintf(r->f, "\n    owner: %s\n", path);
+	fprintf(r->f, "\n    owner: %s\n\n", path);
 }
 
 static void leaks_scope(struct report *r, reap_scope *s)
@@ -522,36 +524,35 @@ static void leaks_scope(struct report *r, reap_scope *s)
 	size_t n = live_entries(s, &v);
 	char path[256], desc[160];
 
-	reap__owner_path(s, path, sizeof path);
 	if (!(s->flags & SF_ROOT) && (s->flags & SF_COUNTED)) {
 		const char *name = RD(s->name);
 		size_t mem = RD(s->arena.bytes);
 		uint64_t age = r->now_ns > s->t_ns ? r->now_ns - s->t_ns : 0;
 
-		snprintf(desc, sizeof desc, "%s%s%s%zu bytes of memory, %llu.%03llus old",
-			 name ? "\"" : "", name ? name : "", name ? "\", " : "",
-			 mem, (unsigned long long)(age / 1000000000u),
-			 (unsigned long long)(age / 1000000u % 1000u));
-		leak_header(r, "scope", desc, s->tid, s->site,
-			    RD(s->parent) ? "" : "(none)");
-		fseek(r->f, 0, SEEK_CUR);
+		if (RD(s->parent) != NULL)
+			reap__owner_path(RD(s->parent), path, sizeof path);
+		else
+			snprintf(path, sizeof path, "(none)");
+		snprintf(desc, sizeof desc, "%s%s%s(%zu bytes of memory)",
+			 name ? "\"" : "", name ? name : "", name ? "\" " : "", mem);
+		leak_header(r, "scope", desc, age / 1000000u, s->tid, s->site, path);
 		r->count++;
 		r->per_type[reap__type_id(&reap__type_scope)]++;
 	}
+	reap__owner_path(s, path, sizeof path);
 	for (size_t i = 0; i < n; i++) {
 		reap_cleanup *e = v[i];
 		unsigned flags = RD(e->flags);
+		uint32_t t_ms = RD(e->t_ms);
 		reap_type *t;
-		char d[128];
 
 		if (F_KIND_OF(flags) == E_CHILD || !(flags & F_COUNTED))
 			continue;
 		t = reap__type_by_id(RD(e->type));
-		describe(r, s, e, t, d, sizeof d);
-		snprintf(desc, sizeof desc, "%s%s%u.%03us old", d, d[0] ? ", " : "",
-			 (r->now_ms - RD(e->t_ms)) / 1000,
-			 (r->now_ms - RD(e->t_ms)) % 1000);
-		leak_header(r, t ? t->name : "?", desc, RD(e->tid), RD(e->site), path);
+		describe(r, s, e, t, desc, sizeof desc);
+		leak_header(r, t ? t->name : "?", desc,
+			    r->now_ms > t_ms ? r->now_ms - t_ms : 0, RD(e->tid),
+			    RD(e->site), path);
 		r->count++;
 		r->per_type[RD(e->type)]++;
 	}
@@ -612,7 +613,7 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 			r->count = 0;
 			for (size_t i = 0; i < r->nscopes; i++)
 				leaks_scope(r, r->scopes[i]);
-			fprintf(f, "\nSUMMARY: reap: %zu open resource(s)", r->count);
+			fprintf(f, "SUMMARY: reap: %zu open resource(s)", r->count);
 			for (unsigned id = 1; id < REAP__MAX_TYPES; id++) {
 				reap_type *t = reap__type_by_id(id);
 

@@ -11,12 +11,12 @@
 
 static void describe_fd(void *arg, char *buf, size_t len)
 {
-	snprintf(buf, len, "fd %d", (int)(intptr_t)arg);
+	snprintf(buf, len, "%d", (int)(intptr_t)arg);
 }
 
 static void describe_file(void *arg, char *buf, size_t len)
 {
-	snprintf(buf, len, "FILE %p (fd %d)", arg, fileno((FILE *)arg));
+	snprintf(buf, len, "%p (fd %d)", arg, fileno((FILE *)arg));
 }
 
 static void describe_ptr(void *arg, char *buf, size_t len)

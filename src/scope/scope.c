@@ -86,7 +86,7 @@ static size_t chunk_cap(unsigned nchunks)
 
 static struct reap__chunk *chunk_new(size_t cap)
 {
-	struct reap__chunk *c = reap_malloc(sizeof *c + cap * sizeof(reap_cleanup));
+	struct reap__chunk *c = reap__block_alloc(sizeof *c + cap * sizeof(reap_cleanup));
 
 	if (c != NULL)
 		c->end = c->slot + cap;
@@ -160,12 +160,23 @@ static void pop_dead(reap_scope *s)
 	}
 }
 
+static size_t chunk_bytes(const struct reap__chunk *c)
+{
+	return sizeof *c + (size_t)(c->end - c->slot) * sizeof(reap_cleanup);
+}
+
+void reap__chunk_free(struct reap__chunk *c)
+{
+	if (c != NULL)
+		reap__block_free(c, chunk_bytes(c));
+}
+
 static void free_chunks(struct reap__chunk *c)
 {
 	while (c != NULL) {
 		struct reap__chunk *prev = c->prev;
 
-		reap_free(c);
+		reap__chunk_free(c);
 		c = prev;
 	}
 }
@@ -192,7 +203,11 @@ static int push(reap_scope *s, struct reap__tstate *ts, reap_type *type,
 
 		WR(e->type, (uint8_t)id);
 		WR(e->tid, (uint16_t)ts->num);
-		WR(e->t_ms, reap__now_ms());
+		if (unlikely(++ts->clock_ops >= 16)) {
+			ts->clock_ops = 0;
+			ts->now_ms = reap__now_ms();
+		}
+		WR(e->t_ms, ts->now_ms);
 		flags |= F_COUNTED;
 		reap__count_created(ts, id);
 	} else {
@@ -353,7 +368,7 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 		/* Blocks grow 4, 8, 16, 32, then stay at 64 KiB. */
 		size_t cap = a->nblocks >= 4 ? 65536 : (size_t)4096 << a->nblocks;
 
-		if ((b = reap_malloc(sizeof *b + cap)) == NULL)
+		if ((b = reap__block_alloc(sizeof *b + cap)) == NULL)
 			return NULL;
 		b->size = cap;
 		a->nblocks++;
@@ -383,7 +398,7 @@ static void arena_free(struct reap__arena *a)
 	while (b != NULL) {
 		struct reap__block *next = b->next;
 
-		reap_free(b);
+		reap__block_free(b, sizeof *b + b->size);
 		b = next;
 	}
 	memset(a, 0, sizeof *a);
@@ -422,6 +437,9 @@ static void scope_track(reap_scope *s, struct reap__tstate *ts)
 	if (!reap__ledger_active())
 		return;
 	s->t_ns = reap_now_ns();
+	ts->now_ms = s->t_ns > reap__start_ns()
+		? (uint32_t)((s->t_ns - reap__start_ns()) / 1000000u) : 0;
+	ts->clock_ops = 0;
 	s->flags |= SF_COUNTED;
 	reap__count_created(ts, reap__type_id(&reap__type_scope));
 	reap__ledger_scope_add(s);
@@ -763,7 +781,7 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 	if (s->flags & SF_REGISTERED)
 		reap__ledger_scope_del(s);
 	free_chunks(s->chunk);
-	reap_free(s->spare);
+	reap__chunk_free(s->spare);
 	s->chunk = s->spare = NULL;
 	s->top = s->limit = NULL;
 	s->nchunks = 0;
