@@ -594,6 +594,16 @@ void reap_scope_failf_at(reap_scope *s, int code, const reap_site *site,
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof msg, fmt, ap);
 		va_end(ap);
+	} else {
+		/* `rc = reap_raisef(...)` then failing the scope with rc (as
+		 * the block macro does) keeps the message and its site. */
+		struct reap__raise *r = reap__raise_take(code);
+
+		if (r != NULL) {
+			snprintf(msg, sizeof msg, "%s", r->msg);
+			site = r->site;
+			fmt = msg;
+		}
 	}
 	reap__owner_path(s, path, sizeof path);
 	link = reap__error_new(code, site, fmt ? msg : NULL, path, s->chain);

@@ -666,3 +666,28 @@ TEST(misuse_aborts_naming_both_sites)
 	ASSERT_CONTAINS(m, "already ran, was cancelled");
 	ASSERT_CONTAINS(m, "run_cancelled()");
 }
+
+static int raise_in_block(void)
+{
+	int rc = 0;
+
+	REAP_WITH_SCOPE(s, NULL, &rc) {
+		rc = reap_raisef(-ENOENT, "no such thing: %s", "widget");
+	}
+	return rc;
+}
+
+TEST(a_raisef_result_keeps_its_message_in_the_chain)
+{
+	reap_scope *s;
+	reap_error *chain;
+
+	test_reports_clear();
+	ASSERT_EQ_INT(raise_in_block(), -ENOENT);
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	reap_scope_fail(s, reap_raisef(-EACCES, "locked by %d", 7));
+	ASSERT_EQ_INT(reap_scope_close_err(s, &chain), -EACCES);
+	ASSERT_EQ_STR(chain->msg, "locked by 7");
+	ASSERT_CONTAINS(chain->site->func, "a_raisef_result_keeps");
+	reap_error_free(chain);
+}
