@@ -437,7 +437,11 @@ void reap__report(const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* Per-thread state                                                     */
 
-__thread struct reap__tstate reap__ts_tls;
+/* The last-key cache starts on a sentinel site no caller can pass, so the
+ * fast path of a defer is never taken before the thread is set up. */
+static const reap_site sentinel_site = {"", "", -1};
+__thread struct reap__tstate reap__ts_tls = {.last = {.site = &sentinel_site}};
+__thread struct reap__tstate *reap__ts_self __attribute__((tls_model("initial-exec")));
 static pthread_key_t ts_key;
 static atomic_uint ts_numbers;
 
@@ -455,6 +459,7 @@ static void ts_exit(void *arg)
 	reap__block_cache_drain(ts);
 	reap__ledger_thread_detach(ts);
 	ts->ready = 0;
+	reap__ts_self = NULL;
 }
 
 struct reap__tstate *reap__ts_slow(void)
@@ -464,7 +469,7 @@ struct reap__tstate *reap__ts_slow(void)
 	reap__init();
 	ts->num = atomic_fetch_add_explicit(&ts_numbers, 1, memory_order_relaxed) + 1;
 	ts->ostid = (int)gettid();
-	ts->clock_ops = 16; /* read the clock at the first registration */
+	ts->now_ms = reap__now_ms();
 	ts->is_main = ts->ostid == (int)getpid();
 	if (ts->is_main) {
 		ts->current = &reap__root;
@@ -479,6 +484,7 @@ struct reap__tstate *reap__ts_slow(void)
 		ts->current = r;
 	}
 	ts->ready = 1;
+	reap__ts_self = ts;
 	reap__ledger_thread_attach(ts);
 	if (!ts->is_main) {
 		WR(ts->root.shard, ts->num);

@@ -9,6 +9,10 @@
 
 #include "reap.h"
 
+/* Everything declared below is internal to the library: hidden, so that
+ * even position-independent code reaches it without the GOT. */
+#pragma GCC visibility push(hidden)
+
 #ifndef REAP_WITH_LEDGER
 #define REAP_WITH_LEDGER 1
 #endif
@@ -79,24 +83,78 @@ enum {
 	F_KIND = 3u << 2     /* E_* << 2 */
 };
 #define F_KIND_OF(f) (((f) >> 2) & 3u)
+#define KF(key, flags) ((uint32_t)(key) << 8 | (uint32_t)(flags))
+#define KF_KEY(kf) ((kf) >> 8)
+#define KF_FLAGS(kf) ((kf) & 0xffu)
 
-/* A registered cleanup. 40 bytes; the handle users hold points here. */
+/*
+ * A registered cleanup: 16 bytes; the handle users hold points here. What
+ * it runs, where it was registered and its type are in its key; its owner
+ * is in the chunk it lives in; its thread is its owner's.
+ */
 struct reap_cleanup {
-	void *fn;
 	void *arg;
-	const reap_site *site;
-	reap_scope *owner;
-	uint32_t t_ms;   /* creation time, ms since start */
-	uint16_t tid;    /* creating thread's number */
-	uint8_t type;    /* ledger type id, 0 if untracked */
-	uint8_t flags;   /* F_* */
+	uint32_t kf;   /* key id << 8 | F_* */
+	uint32_t t_ms; /* creation time, ms since start (0: ledger off) */
 };
 
+/*
+ * Cleanup chunks are made of 512-byte segments of 32 slots, aligned to
+ * 512 bytes. Slot 0 of every segment holds a pointer to the chunk, so an
+ * entry finds its chunk, and so its owner, by masking its address. The
+ * chunk descriptor itself fills slots 0-2 of segment 0.
+ */
+#define REAP__SEG 512u
+#define REAP__SEG_SLOTS (REAP__SEG / sizeof(reap_cleanup))
 struct reap__chunk {
-	struct reap__chunk *prev; /* older chunk */
-	reap_cleanup *end;        /* one past the last slot */
-	reap_cleanup slot[];
+	struct reap__chunk *self; /* slot 0: every segment points here */
+	reap_scope *owner;
+	struct reap__chunk *prev; /* older chunk, or next spare */
+	void *base;               /* what the allocator returned */
+	size_t bytes;             /* what was asked of it */
+	uint32_t nseg;
 };
+#define REAP__CHUNK_HDR 3 /* slots taken by the descriptor in segment 0 */
+
+static inline struct reap__chunk *reap__chunk_of(const reap_cleanup *e)
+{
+	return *(struct reap__chunk *const *)((uintptr_t)e & ~(uintptr_t)(REAP__SEG - 1));
+}
+static inline reap_cleanup *reap__chunk_first(struct reap__chunk *c)
+{
+	return (reap_cleanup *)c + REAP__CHUNK_HDR;
+}
+static inline reap_cleanup *reap__chunk_end(struct reap__chunk *c)
+{
+	return (reap_cleanup *)((char *)c + (size_t)c->nseg * REAP__SEG);
+}
+static inline int reap__is_seg_header(const reap_cleanup *e)
+{
+	return ((uintptr_t)e & (REAP__SEG - 1)) == 0;
+}
+
+/* Keys: interned (site, fn, type) triples; see site.c. */
+#define REAP__MAX_KEYS 65536
+#define REAP__KCACHE 64
+struct reap__key {
+	const reap_site *site;
+	void *fn;
+	reap_type *type;
+	unsigned type_id;
+};
+extern struct reap__key reap__keys[REAP__MAX_KEYS];
+struct reap__kcache {
+	const reap_site *site;
+	void *fn;
+	reap_type *type;
+	uint32_t id;
+};
+static inline unsigned reap__kcache_slot(const reap_site *site, void *fn,
+					 reap_type *type)
+{
+	return (unsigned)(((uintptr_t)site >> 3) ^ ((uintptr_t)fn >> 4) ^
+			  ((uintptr_t)type >> 6)) & (REAP__KCACHE - 1);
+}
 
 struct reap__block {
 	struct reap__block *next;
@@ -128,9 +186,10 @@ struct reap_scope {
 	reap_scope *parent;
 	reap_cleanup *self; /* our entry in the parent; NULL for roots */
 
-	/* The cleanup stack: slots [chunk->slot, top) of the newest chunk,
-	 * then whole older chunks. top is stored with release order so that
-	 * a reporter that loads it with acquire sees the slots below it. */
+	/* The cleanup stack: slots [first, top) of the newest chunk, then
+	 * whole older chunks. limit is the end of top's segment. top is
+	 * stored with release order so that a reporter that loads it with
+	 * acquire sees the slots below it. */
 	struct reap__chunk *chunk;
 	reap_cleanup *top;
 	reap_cleanup *limit;
@@ -170,13 +229,13 @@ struct reap__tstate {
 	/* ledger: counters not yet folded into the process totals */
 	int32_t pend_created[REAP__MAX_TYPES];
 	int32_t pend_closed[REAP__MAX_TYPES];
-	unsigned pend_ops;
-	unsigned pend_max;  /* highest type id touched */
+	unsigned pend_ops;  /* counted since the last fold */
 
 	uint64_t next_id, id_limit; /* block of scope ids */
 
-	uint32_t now_ms;     /* cached creation time for cleanups */
-	unsigned clock_ops;  /* registrations since now_ms was read */
+	struct reap__kcache last; /* the last registration's key */
+	struct reap__kcache kcache[REAP__KCACHE];
+	uint32_t now_ms;     /* cleanups' creation time, read at each fold */
 
 	struct {
 		size_t size;
@@ -189,12 +248,35 @@ struct reap__tstate {
 	struct reap__tstate *prev, *next; /* registry of thread states */
 };
 
+/*
+ * The thread's state is large (a few KiB), so it lives in ordinary
+ * thread-local storage, which a dlopen'd libreap.so reaches only through
+ * __tls_get_addr. The hot paths reach it instead through an 8-byte
+ * initial-exec pointer, set once the state is ready: one load from %fs,
+ * and small enough for the static TLS space that dlopen leaves.
+ */
 struct reap__tstate *reap__ts_slow(void);
 extern __thread struct reap__tstate reap__ts_tls;
+extern __thread struct reap__tstate *reap__ts_self
+	__attribute__((tls_model("initial-exec")));
 static inline struct reap__tstate *reap__ts(void)
 {
-	struct reap__tstate *ts = &reap__ts_tls;
-	return likely(ts->ready) ? ts : reap__ts_slow();
+	struct reap__tstate *ts = reap__ts_self;
+
+	return likely(ts != NULL) ? ts : reap__ts_slow();
+}
+
+uint32_t reap__key_slow(struct reap__tstate *ts, const reap_site *site,
+			void *fn, reap_type *type);
+/* The key of a triple; 0 when the table is full. */
+static inline uint32_t reap__key(struct reap__tstate *ts, const reap_site *site,
+				 void *fn, reap_type *type)
+{
+	struct reap__kcache *c = &ts->kcache[reap__kcache_slot(site, fn, type)];
+
+	if (likely(c->site == site && c->fn == fn && c->type == type))
+		return c->id;
+	return reap__key_slow(ts, site, fn, type);
 }
 
 /* scope internals used by the exit path */
@@ -210,6 +292,7 @@ extern atomic_bool reap__ledger_on;
 
 void reap__type_register(reap_type *t);
 void reap__ledger_flush(struct reap__tstate *ts);
+int reap__ledger_flush_ok(struct reap__tstate *ts); /* flush, return 0 */
 void reap__ledger_thread_attach(struct reap__tstate *ts);
 void reap__ledger_thread_detach(struct reap__tstate *ts);
 void reap__ledger_scope_add(reap_scope *s);
@@ -229,21 +312,26 @@ static inline int reap__ledger_active(void)
 #endif
 }
 
+/* Count a registration of type id. Every 64 counts the thread folds its
+ * pending counts into the totals and reads the coarse clock again. */
 static inline void reap__count_created(struct reap__tstate *ts, unsigned id)
 {
-	ts->pend_created[id]++;
-	if (id > ts->pend_max)
-		ts->pend_max = id;
+	WR(ts->pend_created[id], RD(ts->pend_created[id]) + 1);
 	if (unlikely(++ts->pend_ops >= 64))
 		reap__ledger_flush(ts);
 }
 
+/* Count a release. Close counts without folding and folds once at its
+ * end (reap__count_settle), so that its loop stays short. */
 static inline void reap__count_closed(struct reap__tstate *ts, unsigned id)
 {
-	ts->pend_closed[id]++;
-	if (id > ts->pend_max)
-		ts->pend_max = id;
-	if (unlikely(++ts->pend_ops >= 64))
+	WR(ts->pend_closed[id], RD(ts->pend_closed[id]) + 1);
+	ts->pend_ops++;
+}
+
+static inline void reap__count_settle(struct reap__tstate *ts)
+{
+	if (unlikely(ts->pend_ops >= 64))
 		reap__ledger_flush(ts);
 }
 
@@ -257,4 +345,5 @@ static inline unsigned reap__type_id(reap_type *t)
 	return id;
 }
 
+#pragma GCC visibility pop
 #endif /* REAP_INTERNAL_H */

@@ -50,11 +50,12 @@ void reap__type_register(reap_type *t)
 		unsigned id;
 
 		if (ntypes + 1 < OTHER_ID) {
-			id = ++ntypes;
-			types[id] = t;
+			id = ntypes + 1;
+			__atomic_store_n(&types[id], t, __ATOMIC_RELEASE);
+			__atomic_store_n(&ntypes, id, __ATOMIC_RELEASE);
 		} else {
 			id = OTHER_ID;
-			types[id] = &type_other;
+			__atomic_store_n(&types[id], &type_other, __ATOMIC_RELEASE);
 		}
 		/* Release: a thread that sees the id sees types[id]. */
 		__atomic_store_n(&t->id, id, __ATOMIC_RELEASE);
@@ -85,7 +86,12 @@ static void raise_peak(unsigned id, uint64_t live)
 
 void reap__ledger_flush(struct reap__tstate *ts)
 {
-	for (unsigned id = 1; id <= ts->pend_max; id++) {
+	unsigned n = __atomic_load_n(&ntypes, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&types[OTHER_ID], __ATOMIC_RELAXED) != NULL)
+		n = OTHER_ID;
+	ts->now_ms = reap__now_ms();
+	for (unsigned id = 1; id <= n; id++) {
 		int32_t c = RD(ts->pend_created[id]), d = RD(ts->pend_closed[id]);
 		uint64_t cr, cl;
 
@@ -103,6 +109,12 @@ void reap__ledger_flush(struct reap__tstate *ts)
 			raise_peak(id, cr - cl);
 	}
 	ts->pend_ops = 0;
+}
+
+int reap__ledger_flush_ok(struct reap__tstate *ts)
+{
+	reap__ledger_flush(ts);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -405,12 +417,13 @@ static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 		chunks[nc++] = c;
 	while (nc-- > 0) {
 		c = chunks[nc];
-		reap_cleanup *end = c == RD(s->chunk) ? top : c->end;
+		reap_cleanup *first = reap__chunk_first(c), *last = reap__chunk_end(c);
+		reap_cleanup *end = c == RD(s->chunk) ? top : last;
 
-		if (end < c->slot || end > c->end)
-			end = c->slot; /* the top moved under us */
-		for (reap_cleanup *e = c->slot; e < end; e++) {
-			if (!(RD(e->flags) & F_LIVE))
+		if (end < first || end > last)
+			end = first; /* the top moved under us */
+		for (reap_cleanup *e = first; e < end; e++) {
+			if (reap__is_seg_header(e) || !(RD(e->kf) & F_LIVE))
 				continue;
 			if (n == cap) {
 				reap_cleanup **nv = realloc(v, 2 * cap * sizeof *v);
@@ -427,6 +440,15 @@ static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 	return n;
 }
 
+/* The key of an entry, checked: a report may read an entry mid-write. */
+static const struct reap__key *entry_key(reap_cleanup *e)
+{
+	uint32_t id = KF_KEY(RD(e->kf));
+
+	return id > 0 && id < REAP__MAX_KEYS && reap__keys[id].site != NULL
+		? &reap__keys[id] : NULL;
+}
+
 static void describe(struct report *r, reap_scope *s, reap_cleanup *e,
 		     reap_type *t, char *buf, size_t len)
 {
@@ -440,7 +462,8 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix);
 static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
 		       const char *prefix, int last)
 {
-	unsigned flags = RD(e->flags);
+	unsigned flags = KF_FLAGS(RD(e->kf));
+	const struct reap__key *k = entry_key(e);
 	char desc[128], sub[512];
 
 	snprintf(sub, sizeof sub, "%s%s", prefix, last ? "    " : "|   ");
@@ -459,13 +482,13 @@ static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
 		fprintf(r->f, "cleanup (registered while the ledger was off)\n");
 		return;
 	}
-	reap_type *t = reap__type_by_id(RD(e->type));
+	reap_type *t = k ? k->type : NULL;
 
 	describe(r, s, e, t, desc, sizeof desc);
 	fprintf(r->f, "%s%s%s  created at ", t ? t->name : "?", desc[0] ? " " : "",
 		desc);
-	print_site(r->f, RD(e->site));
-	fprintf(r->f, "  T%u  age ", (unsigned)RD(e->tid));
+	print_site(r->f, k ? k->site : NULL);
+	fprintf(r->f, "  T%u  age ", (unsigned)s->tid);
 	print_age_ms(r->f, r->now_ms, RD(e->t_ms));
 	fputc('\n', r->f);
 	r->count++;
@@ -542,19 +565,18 @@ static void leaks_scope(struct report *r, reap_scope *s)
 	reap__owner_path(s, path, sizeof path);
 	for (size_t i = 0; i < n; i++) {
 		reap_cleanup *e = v[i];
-		unsigned flags = RD(e->flags);
+		unsigned flags = KF_FLAGS(RD(e->kf));
 		uint32_t t_ms = RD(e->t_ms);
-		reap_type *t;
+		const struct reap__key *k = entry_key(e);
 
-		if (F_KIND_OF(flags) == E_CHILD || !(flags & F_COUNTED))
+		if (F_KIND_OF(flags) == E_CHILD || !(flags & F_COUNTED) || k == NULL)
 			continue;
-		t = reap__type_by_id(RD(e->type));
-		describe(r, s, e, t, desc, sizeof desc);
-		leak_header(r, t ? t->name : "?", desc,
-			    r->now_ms > t_ms ? r->now_ms - t_ms : 0, RD(e->tid),
-			    RD(e->site), path);
+		describe(r, s, e, k->type, desc, sizeof desc);
+		leak_header(r, k->type->name, desc,
+			    r->now_ms > t_ms ? r->now_ms - t_ms : 0, s->tid,
+			    k->site, path);
 		r->count++;
-		r->per_type[RD(e->type)]++;
+		r->per_type[k->type_id]++;
 	}
 	free(v);
 }

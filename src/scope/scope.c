@@ -78,97 +78,37 @@ static inline void check_open(reap_scope *s, const reap_site *site,
 /* ------------------------------------------------------------------ */
 /* The cleanup stack                                                    */
 
-/* Chunk capacities grow 16, 64, 256, then stay at 1024 entries (40 KiB). */
-static size_t chunk_cap(unsigned nchunks)
+/* Chunks grow 1, 4, 16, then stay at 64 segments (29 to 2045 entries). */
+static uint32_t chunk_nseg(unsigned nchunks)
 {
-	return nchunks >= 3 ? 1024 : (size_t)16 << (2 * nchunks);
+	return nchunks >= 3 ? 64u : 1u << (2 * nchunks);
 }
 
-static struct reap__chunk *chunk_new(size_t cap)
+static struct reap__chunk *chunk_new(reap_scope *owner, uint32_t nseg)
 {
-	struct reap__chunk *c = reap__block_alloc(sizeof *c + cap * sizeof(reap_cleanup));
+	size_t bytes = (size_t)nseg * REAP__SEG + REAP__SEG - 16;
+	void *base = reap__block_alloc(bytes);
+	struct reap__chunk *c;
 
-	if (c != NULL)
-		c->end = c->slot + cap;
-	return c;
-}
-
-static void set_chunk(reap_scope *s, struct reap__chunk *c)
-{
-	c->prev = s->chunk;
-	WR(s->chunk, c);
-	s->limit = c->end;
-	__atomic_store_n(&s->top, c->slot, __ATOMIC_RELEASE);
-}
-
-/* The top chunk is full: move to a spare or a new chunk. */
-static __attribute__((noinline)) int grow(reap_scope *s)
-{
-	struct reap__chunk *c = s->spare;
-
-	if (c != NULL) {
-		s->spare = NULL;
-	} else {
-		if ((c = chunk_new(chunk_cap(s->nchunks))) == NULL)
-			return -ENOMEM;
-		s->nchunks++;
-	}
-	set_chunk(s, c);
-	return 0;
-}
-
-/* The top chunk is empty: step back to the full one below, keeping the
- * empty one for reuse. At most one spare is kept, so a scope's stack never
- * holds much more than its live entries; an older spare is freed under
- * the ledger's lock, since a reporter may still be reading it. */
-static void shrink(reap_scope *s)
-{
-	struct reap__chunk *c = s->chunk;
-
-	WR(s->chunk, c->prev);
-	if (s->spare != NULL)
-		reap__ledger_free_chunk(s, s->spare);
+	if (base == NULL)
+		return NULL;
+	c = (struct reap__chunk *)(((uintptr_t)base + REAP__SEG - 1) &
+				   ~(uintptr_t)(REAP__SEG - 1));
+	c->self = c;
+	c->owner = owner;
 	c->prev = NULL;
-	s->spare = c;
-	s->limit = s->chunk->end;
-	__atomic_store_n(&s->top, s->chunk->end, __ATOMIC_RELEASE);
-}
-
-/* Pop dead entries off the top. */
-static void pop_dead(reap_scope *s)
-{
-	for (;;) {
-		reap_cleanup *t = s->top;
-
-		if (s->chunk == NULL)
-			return;
-		if (t == s->chunk->slot) {
-			if (s->chunk->prev == NULL) {
-				/* Empty: a long-lived scope keeps one chunk. */
-				if (s->spare != NULL) {
-					reap__ledger_free_chunk(s, s->spare);
-					s->spare = NULL;
-				}
-				return;
-			}
-			shrink(s);
-			continue;
-		}
-		if (RD(t[-1].flags) & F_LIVE)
-			return;
-		__atomic_store_n(&s->top, t - 1, __ATOMIC_RELEASE);
-	}
-}
-
-static size_t chunk_bytes(const struct reap__chunk *c)
-{
-	return sizeof *c + (size_t)(c->end - c->slot) * sizeof(reap_cleanup);
+	c->base = base;
+	c->bytes = bytes;
+	c->nseg = nseg;
+	for (uint32_t i = 1; i < nseg; i++)
+		*(struct reap__chunk **)((char *)c + (size_t)i * REAP__SEG) = c;
+	return c;
 }
 
 void reap__chunk_free(struct reap__chunk *c)
 {
 	if (c != NULL)
-		reap__block_free(c, chunk_bytes(c));
+		reap__block_free(c->base, c->bytes);
 }
 
 static void free_chunks(struct reap__chunk *c)
@@ -181,39 +121,122 @@ static void free_chunks(struct reap__chunk *c)
 	}
 }
 
+/* End of the segment that slot e is in. */
+static inline reap_cleanup *seg_end(reap_cleanup *e)
+{
+	return (reap_cleanup *)(((uintptr_t)e | (REAP__SEG - 1)) + 1);
+}
+
+static void set_top(reap_scope *s, reap_cleanup *top, reap_cleanup *limit)
+{
+	s->limit = limit;
+	__atomic_store_n(&s->top, top, __ATOMIC_RELEASE);
+}
+
+/* top reached the end of its segment: step into the next segment of the
+ * chunk, or into a spare or new chunk. */
+static __attribute__((noinline)) int advance(reap_scope *s)
+{
+	struct reap__chunk *c = s->chunk;
+
+	if (c != NULL && s->limit < reap__chunk_end(c)) {
+		set_top(s, s->limit + 1, s->limit + REAP__SEG_SLOTS);
+		return 0;
+	}
+	if ((c = s->spare) != NULL) {
+		s->spare = NULL;
+		c->owner = s;
+	} else {
+		if ((c = chunk_new(s, chunk_nseg(s->nchunks))) == NULL)
+			return -ENOMEM;
+		s->nchunks++;
+	}
+	c->prev = s->chunk;
+	WR(s->chunk, c);
+	set_top(s, reap__chunk_first(c), (reap_cleanup *)c + REAP__SEG_SLOTS);
+	return 0;
+}
+
+/* The top chunk is empty: step back to the full one below, keeping the
+ * empty one as the spare. At most one spare is kept, so a scope's stack
+ * never holds much more than its live entries; an older spare is freed
+ * under the ledger's lock, since a reporter may still be reading it. */
+static void shrink(reap_scope *s)
+{
+	struct reap__chunk *c = s->chunk, *below = c->prev;
+
+	WR(s->chunk, below);
+	if (s->spare != NULL)
+		reap__ledger_free_chunk(s, s->spare);
+	c->prev = NULL;
+	s->spare = c;
+	set_top(s, reap__chunk_end(below), reap__chunk_end(below));
+}
+
+/* The slot below top, stepping over segment headers and empty chunks;
+ * NULL when the stack is empty. Does not move top. */
+static reap_cleanup *below_top(reap_scope *s)
+{
+	for (;;) {
+		struct reap__chunk *c = s->chunk;
+		reap_cleanup *e;
+
+		if (c == NULL)
+			return NULL;
+		if (s->top == reap__chunk_first(c)) {
+			if (c->prev == NULL)
+				return NULL;
+			shrink(s);
+			continue;
+		}
+		e = s->top - 1;
+		if (reap__is_seg_header(e))
+			e--;
+		return e;
+	}
+}
+
+/* Pop dead entries off the top. */
+static void pop_dead(reap_scope *s)
+{
+	reap_cleanup *e;
+
+	while ((e = below_top(s)) != NULL && !(RD(e->kf) & F_LIVE))
+		set_top(s, e, seg_end(e));
+	if (e == NULL && s->spare != NULL) {
+		/* Empty: a long-lived scope keeps just one chunk. */
+		reap__ledger_free_chunk(s, s->spare);
+		s->spare = NULL;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Registration                                                         */
 
-static int push(reap_scope *s, struct reap__tstate *ts, reap_type *type,
-		void *fn, void *arg, unsigned kind, reap_cleanup **h,
-		const reap_site *site)
+static const reap_site unknown_site = {"(unknown)", "?", 0};
+
+/* Push an entry whose key is known. A child scope's entry is not counted:
+ * the scope counts itself. */
+static inline int push_key(reap_scope *s, struct reap__tstate *ts, uint32_t key,
+			   void *arg, unsigned kind, reap_cleanup **h)
 {
 	reap_cleanup *e;
 	unsigned flags = F_LIVE | kind << 2;
 
-	if (unlikely(s->top == s->limit) && grow(s) < 0)
+	if (unlikely(s->top == s->limit) && advance(s) < 0)
 		return -ENOMEM;
 	e = s->top;
-	WR(e->fn, fn);
 	WR(e->arg, arg);
-	WR(e->site, site);
-	WR(e->owner, s);
-	if (type != NULL && reap__ledger_active()) {
-		unsigned id = reap__type_id(type);
-
-		WR(e->type, (uint8_t)id);
-		WR(e->tid, (uint16_t)ts->num);
-		if (unlikely(++ts->clock_ops >= 16)) {
-			ts->clock_ops = 0;
-			ts->now_ms = reap__now_ms();
-		}
+	if (reap__ledger_active()) {
 		WR(e->t_ms, ts->now_ms);
-		flags |= F_COUNTED;
-		reap__count_created(ts, id);
+		if (kind != E_CHILD) {
+			flags |= F_COUNTED;
+			reap__count_created(ts, reap__keys[key].type_id);
+		}
 	} else {
-		WR(e->type, (uint8_t)0);
+		WR(e->t_ms, 0u);
 	}
-	WR(e->flags, (uint8_t)flags);
+	WR(e->kf, KF(key, flags));
 	/* Release: a reporter that sees the new top sees the entry. */
 	__atomic_store_n(&s->top, e + 1, __ATOMIC_RELEASE);
 	if (h != NULL)
@@ -221,38 +244,125 @@ static int push(reap_scope *s, struct reap__tstate *ts, reap_type *type,
 	return 0;
 }
 
-int reap_defer_at(reap_scope *s, reap_type *type, reap_cleanup_fn fn,
-		  void *arg, reap_cleanup **h, const reap_site *site)
+static inline int push(reap_scope *s, struct reap__tstate *ts, reap_type *type,
+		       void *fn, void *arg, unsigned kind, reap_cleanup **h,
+		       const reap_site *site)
+{
+	uint32_t key = reap__key(ts, site, fn, type);
+
+	if (unlikely(key == 0))
+		return -ENOSPC;
+	return push_key(s, ts, key, arg, kind, h);
+}
+
+/* The careful path of both defers: every check, any key, a new chunk. It
+ * leaves the key in the thread's one-entry cache for the fast path. */
+static int defer_slow(reap_scope *s, reap_type *type, void *fn, void *arg,
+		      unsigned kind, reap_cleanup **h, const reap_site *site)
 {
 	struct reap__tstate *ts = reap__ts();
+	uint32_t key;
 
 	if (s == NULL)
 		s = ts->current;
-	check_open(s, site, "reap_defer");
-	if (unlikely(fn == NULL))
+	if (site == NULL)
+		site = &unknown_site;
+	check_open(s, site, kind == E_EXIT ? "reap_defer_exit" : "reap_defer");
+	if (fn == NULL)
 		return -EINVAL;
-	return push(s, ts, type ? type : &reap_type_defer, (void *)fn, arg,
-		    E_PLAIN, h, site);
+	if (type == NULL)
+		type = &reap_type_defer;
+	if ((key = reap__key(ts, site, fn, type)) == 0)
+		return -ENOSPC;
+	ts->last.site = site;
+	ts->last.fn = fn;
+	ts->last.type = type;
+	ts->last.id = key;
+	return push_key(s, ts, key, arg, kind, h);
+}
+
+/* The slow path entered with six arguments, so that the fast path's call
+ * to it is a tail call and the fast path needs no frame. */
+static __attribute__((noinline)) int defer_slow_plain(reap_scope *s,
+						      reap_type *type, void *fn,
+						      void *arg, reap_cleanup **h,
+						      const reap_site *site)
+{
+	return defer_slow(s, type, fn, arg, E_PLAIN, h, site);
+}
+
+static __attribute__((noinline)) int defer_slow_exit(reap_scope *s,
+						     reap_type *type, void *fn,
+						     void *arg, reap_cleanup **h,
+						     const reap_site *site)
+{
+	return defer_slow(s, type, fn, arg, E_EXIT, h, site);
+}
+
+/*
+ * The fast path: same call site, function and type as the thread's last
+ * registration, an open scope, room left in the top segment. It makes no
+ * call but a tail call (to the slow path, or to fold the counters). The
+ * thread's last key starts as a sentinel that no caller can pass, so a
+ * thread that has not registered yet, or a NULL argument, always takes
+ * the slow path.
+ */
+static inline __attribute__((always_inline)) int
+defer_fast(reap_scope *s, reap_type *type, void *fn,
+			     void *arg, unsigned kind, reap_cleanup **h,
+			     const reap_site *site)
+{
+	struct reap__tstate *ts = reap__ts_self;
+	reap_cleanup *e;
+	unsigned flags = F_LIVE | kind << 2;
+
+	if (unlikely(ts == NULL || s == NULL || ts->last.site != site || ts->last.fn != fn ||
+		     ts->last.type != type || s->magic != S_OPEN ||
+		     s->top == s->limit)) {
+		if (kind == E_PLAIN)
+			return defer_slow_plain(s, type, fn, arg, h, site);
+		return defer_slow_exit(s, type, fn, arg, h, site);
+	}
+	e = s->top;
+	WR(e->arg, arg);
+	if (reap__ledger_active()) {
+		unsigned id = reap__keys[ts->last.id].type_id;
+
+		WR(e->t_ms, ts->now_ms);
+		flags |= F_COUNTED;
+		WR(ts->pend_created[id], RD(ts->pend_created[id]) + 1);
+		ts->pend_ops++;
+	} else {
+		WR(e->t_ms, 0u);
+	}
+	WR(e->kf, KF(ts->last.id, flags));
+	/* Release: a reporter that sees the new top sees the entry. */
+	__atomic_store_n(&s->top, e + 1, __ATOMIC_RELEASE);
+	if (h != NULL)
+		*h = e;
+	if (unlikely(ts->pend_ops >= 64))
+		return reap__ledger_flush_ok(ts);
+	return 0;
+}
+
+int reap_defer_at(reap_scope *s, reap_type *type, reap_cleanup_fn fn,
+		  void *arg, reap_cleanup **h, const reap_site *site)
+{
+	return defer_fast(s, type, (void *)fn, arg, E_PLAIN, h, site);
 }
 
 int reap_defer_exit_at(reap_scope *s, reap_type *type, reap_exit_fn fn,
 		       void *arg, reap_cleanup **h, const reap_site *site)
 {
-	struct reap__tstate *ts = reap__ts();
-
-	if (s == NULL)
-		s = ts->current;
-	check_open(s, site, "reap_defer_exit");
-	if (unlikely(fn == NULL))
-		return -EINVAL;
-	return push(s, ts, type ? type : &reap_type_defer, (void *)fn, arg,
-		    E_EXIT, h, site);
+	return defer_fast(s, type, (void *)fn, arg, E_EXIT, h, site);
 }
 
 static void check_handle(reap_cleanup *h, const char *what)
 {
-	if (unlikely(!(RD(h->flags) & F_LIVE))) {
-		const reap_site *site = h->site;
+	uint32_t kf = RD(h->kf);
+
+	if (unlikely(!(kf & F_LIVE))) {
+		const reap_site *site = KF_KEY(kf) ? reap__keys[KF_KEY(kf)].site : NULL;
 
 		reap__misuse("%s on a cleanup that already ran, was cancelled or "
 			     "moved; it was registered at %s:%d in %s()", what,
@@ -262,34 +372,32 @@ static void check_handle(reap_cleanup *h, const char *what)
 }
 
 /* Mark an entry dead and release it in the ledger. */
-static void retire(struct reap__tstate *ts, reap_cleanup *e)
+static inline void retire(struct reap__tstate *ts, reap_cleanup *e, uint32_t kf)
 {
-	unsigned flags = e->flags;
-
-	WR(e->flags, (uint8_t)0);
-	if (flags & F_COUNTED)
-		reap__count_closed(ts, e->type);
+	WR(e->kf, kf & ~(uint32_t)F_LIVE);
+	if (kf & F_COUNTED)
+		reap__count_closed(ts, reap__keys[KF_KEY(kf)].type_id);
 }
 
 int reap_cleanup_run(reap_cleanup *h)
 {
 	struct reap__tstate *ts = reap__ts();
 	reap_scope *s;
-	void *fn, *arg;
-	unsigned kind;
+	uint32_t kf;
+	void *arg;
 	int rc = 0;
 
 	check_handle(h, "reap_cleanup_run");
-	s = h->owner;
-	fn = h->fn;
+	s = reap__chunk_of(h)->owner;
+	kf = h->kf;
 	arg = h->arg;
-	kind = F_KIND_OF(h->flags);
-	retire(ts, h);
+	retire(ts, h, kf);
+	reap__count_settle(ts);
 	pop_dead(s);
-	if (kind == E_PLAIN) {
-		((reap_cleanup_fn)fn)(arg);
-	} else if (kind == E_EXIT) {
-		rc = ((reap_exit_fn)fn)(arg, NULL);
+	if (F_KIND_OF(kf) == E_PLAIN) {
+		((reap_cleanup_fn)reap__keys[KF_KEY(kf)].fn)(arg);
+	} else if (F_KIND_OF(kf) == E_EXIT) {
+		rc = ((reap_exit_fn)reap__keys[KF_KEY(kf)].fn)(arg, NULL);
 		(void)reap__raise_take(rc);
 		if (rc > 0)
 			rc = 0;
@@ -299,38 +407,44 @@ int reap_cleanup_run(reap_cleanup *h)
 
 void reap_cleanup_cancel(reap_cleanup *h)
 {
+	struct reap__tstate *ts = reap__ts();
 	reap_scope *s;
 
 	check_handle(h, "reap_cleanup_cancel");
-	s = h->owner;
-	retire(reap__ts(), h);
+	s = reap__chunk_of(h)->owner;
+	retire(ts, h, h->kf);
+	reap__count_settle(ts);
 	pop_dead(s);
+}
+
+/* Copy entry e to the top of dst, as the same resource; e turns dead. */
+static reap_cleanup *transplant(reap_cleanup *e, reap_scope *dst)
+{
+	reap_cleanup *n;
+
+	if (unlikely(dst->top == dst->limit) && advance(dst) < 0)
+		return NULL;
+	n = dst->top;
+	WR(n->arg, e->arg);
+	WR(n->t_ms, e->t_ms);
+	WR(n->kf, e->kf);
+	__atomic_store_n(&dst->top, n + 1, __ATOMIC_RELEASE);
+	WR(e->kf, e->kf & ~(uint32_t)F_LIVE); /* no ledger change */
+	return n;
 }
 
 int reap_cleanup_move(reap_cleanup **h, reap_scope *dst)
 {
 	reap_cleanup *e = *h, *n;
 	reap_scope *src;
-	unsigned flags;
 
 	check_handle(e, "reap_cleanup_move");
-	src = e->owner;
+	src = reap__chunk_of(e)->owner;
+	check_open(dst, &unknown_site, "reap_cleanup_move");
 	if (dst->magic != S_OPEN)
-		return dst->magic == S_CLOSING ? REAP_ECLOSED : -EINVAL;
-	if (unlikely(dst->top == dst->limit) && grow(dst) < 0)
+		return REAP_ECLOSED;
+	if ((n = transplant(e, dst)) == NULL)
 		return -ENOMEM;
-	n = dst->top;
-	flags = e->flags;
-	WR(n->fn, e->fn);
-	WR(n->arg, e->arg);
-	WR(n->site, e->site);
-	WR(n->owner, dst);
-	WR(n->type, e->type);
-	WR(n->tid, e->tid);
-	WR(n->t_ms, e->t_ms);
-	WR(n->flags, (uint8_t)flags);
-	__atomic_store_n(&dst->top, n + 1, __ATOMIC_RELEASE);
-	WR(e->flags, (uint8_t)0); /* the same resource: no ledger change */
 	pop_dead(src);
 	*h = n;
 	return 0;
@@ -439,7 +553,6 @@ static void scope_track(reap_scope *s, struct reap__tstate *ts)
 	s->t_ns = reap_now_ns();
 	ts->now_ms = s->t_ns > reap__start_ns()
 		? (uint32_t)((s->t_ns - reap__start_ns()) / 1000000u) : 0;
-	ts->clock_ops = 0;
 	s->flags |= SF_COUNTED;
 	reap__count_created(ts, reap__type_id(&reap__type_scope));
 	reap__ledger_scope_add(s);
@@ -454,16 +567,17 @@ int reap_scope_open_at(reap_scope *parent, reap_scope **out,
 
 	if (parent == NULL)
 		parent = ts->current;
+	if (unlikely(site == NULL))
+		site = &unknown_site;
 	check_open(parent, site, "reap_scope_open");
 	if ((s = reap_malloc(sizeof *s)) == NULL)
 		return -ENOMEM;
 	scope_init(s, ts, parent, site);
-	/* The entry in the parent is not counted: the scope counts itself. */
-	if ((rc = push(parent, ts, NULL, NULL, s, E_CHILD, &s->self, site)) < 0) {
+	rc = push(parent, ts, &reap__type_scope, NULL, s, E_CHILD, &s->self, site);
+	if (rc < 0) {
 		reap_free(s);
 		return rc;
 	}
-	WR(s->self->type, (uint8_t)reap__type_id(&reap__type_scope));
 	scope_track(s, ts);
 	*out = s;
 	return 0;
@@ -479,28 +593,17 @@ static int is_ancestor(const reap_scope *a, const reap_scope *d)
 
 int reap_scope_move(reap_scope *s, reap_scope *np)
 {
-	reap_cleanup *old = s->self, *n;
 	reap_scope *op = s->parent;
+	reap_cleanup *n;
 
-	check_open(s, REAP_SITE, "reap_scope_move");
-	check_open(np, REAP_SITE, "reap_scope_move");
+	check_open(s, &unknown_site, "reap_scope_move");
+	check_open(np, &unknown_site, "reap_scope_move");
 	if ((s->flags & SF_ROOT) || np == s || is_ancestor(s, np))
 		return -EINVAL;
 	if (s->magic != S_OPEN || np->magic != S_OPEN)
 		return REAP_ECLOSED;
-	if (unlikely(np->top == np->limit) && grow(np) < 0)
+	if ((n = transplant(s->self, np)) == NULL)
 		return -ENOMEM;
-	n = np->top;
-	WR(n->fn, old->fn);
-	WR(n->arg, old->arg);
-	WR(n->site, old->site);
-	WR(n->owner, np);
-	WR(n->type, old->type);
-	WR(n->tid, old->tid);
-	WR(n->t_ms, old->t_ms);
-	WR(n->flags, old->flags);
-	__atomic_store_n(&np->top, n + 1, __ATOMIC_RELEASE);
-	WR(old->flags, (uint8_t)0);
 	WR(s->parent, np);
 	s->self = n;
 	pop_dead(op);
@@ -513,7 +616,7 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 	struct reap__tstate *ts = reap__ts();
 	struct reap__chunk *c, *fresh = NULL;
 	reap_scope *n;
-	int rc;
+	uint32_t key;
 
 	if (parent == NULL)
 		parent = ts->current;
@@ -523,22 +626,24 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 		return REAP_ECLOSED;
 	if (parent != s && is_ancestor(s, parent))
 		return -EINVAL;
+	if ((key = reap__key(ts, site, NULL, &reap__type_scope)) == 0)
+		return -ENOSPC;
 	if ((n = reap_malloc(sizeof *n)) == NULL)
 		return -ENOMEM;
 	/* Make sure the entry for n can be pushed after the transfer, so
 	 * that nothing can fail once s has been emptied. */
 	if (parent == s) {
-		if ((fresh = chunk_new(chunk_cap(0))) == NULL) {
+		if ((fresh = chunk_new(s, chunk_nseg(0))) == NULL) {
 			reap_free(n);
 			return -ENOMEM;
 		}
-	} else if (parent->top == parent->limit && grow(parent) < 0) {
+	} else if (parent->top == parent->limit && advance(parent) < 0) {
 		reap_free(n);
 		return -ENOMEM;
 	}
 	scope_init(n, ts, parent, site);
 
-	/* Transfer the stack, its spares and the memory. */
+	/* Transfer the stack, its spare and the memory. */
 	n->chunk = s->chunk;
 	n->top = s->top;
 	n->limit = s->limit;
@@ -549,28 +654,28 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 	WR(s->chunk, (struct reap__chunk *)NULL);
 	s->spare = NULL;
 	s->nchunks = 0;
-	s->limit = NULL;
-	__atomic_store_n(&s->top, (reap_cleanup *)NULL, __ATOMIC_RELEASE);
+	set_top(s, NULL, NULL);
+	if (n->spare != NULL)
+		n->spare->owner = n;
 	for (c = n->chunk; c != NULL; c = c->prev) {
-		reap_cleanup *end = c == n->chunk ? n->top : c->end;
+		reap_cleanup *end = c == n->chunk ? n->top : reap__chunk_end(c);
 
-		for (reap_cleanup *e = c->slot; e < end; e++) {
-			if (!(e->flags & F_LIVE))
+		c->owner = n;
+		for (reap_cleanup *e = reap__chunk_first(c); e < end; e++) {
+			if (reap__is_seg_header(e) || !(e->kf & F_LIVE))
 				continue;
-			WR(e->owner, n);
-			if (F_KIND_OF(e->flags) == E_CHILD)
+			if (F_KIND_OF(e->kf) == E_CHILD)
 				WR(((reap_scope *)e->arg)->parent, n);
 		}
 	}
 	if (fresh != NULL) {
-		fresh->prev = NULL;
-		s->chunk = NULL;
-		set_chunk(s, fresh);
+		WR(s->chunk, fresh);
+		set_top(s, reap__chunk_first(fresh),
+			(reap_cleanup *)fresh + REAP__SEG_SLOTS);
 		s->nchunks = 1;
 	}
-	rc = push(parent, ts, NULL, NULL, n, E_CHILD, &n->self, site);
-	(void)rc; /* cannot fail: a slot was reserved above */
-	WR(n->self->type, (uint8_t)reap__type_id(&reap__type_scope));
+	/* Cannot fail: the key and a slot were secured above. */
+	(void)push_key(parent, ts, key, n, E_CHILD, &n->self);
 	scope_track(n, ts);
 	*out = n;
 	return 0;
@@ -740,49 +845,58 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 		}
 	}
 
-	for (;;) {
-		reap_cleanup *e;
-		void *fn, *arg;
-		unsigned flags;
+	/* Pop and run, newest first. The inner loop walks one segment down;
+	 * whenever a cleanup moved the top (it registered, cancelled or ran
+	 * entries of this scope), the outer loop finds the new top. */
+	for (reap_cleanup *e; (e = below_top(s)) != NULL;) {
+		struct reap__chunk *c = s->chunk;
+		reap_cleanup *lo = (reap_cleanup *)((uintptr_t)e & ~(uintptr_t)(REAP__SEG - 1)) + 1;
 
-		if (s->chunk == NULL)
-			break;
-		if (s->top == s->chunk->slot) {
-			if (s->chunk->prev == NULL)
+		if (lo < reap__chunk_first(c) && e >= reap__chunk_first(c))
+			lo = reap__chunk_first(c);
+		s->limit = seg_end(e);
+		for (;; e--) {
+			const struct reap__key *k;
+			uint32_t kf;
+			void *arg;
+
+			__atomic_store_n(&s->top, e, __ATOMIC_RELEASE);
+			kf = e->kf;
+			if (kf & F_LIVE) {
+				arg = e->arg;
+				retire(ts, e, kf);
+				k = &reap__keys[KF_KEY(kf)];
+				switch (F_KIND_OF(kf)) {
+				case E_PLAIN:
+					((reap_cleanup_fn)k->fn)(arg);
+					break;
+				case E_EXIT:
+					run_exit(s, (reap_exit_fn)k->fn, arg, k->site,
+						 &err, &chain);
+					break;
+				case E_CHILD: {
+					reap_scope *child = arg;
+
+					child->self = NULL; /* its entry is gone */
+					err = close_scope(child, site, err, chain,
+							  &chain, 1);
+					break;
+				}
+				}
+				if (s->top != e || s->chunk != c)
+					break;
+			}
+			if (e == lo)
 				break;
-			shrink(s);
-			continue;
-		}
-		e = s->top - 1;
-		__atomic_store_n(&s->top, e, __ATOMIC_RELEASE);
-		flags = e->flags;
-		if (!(flags & F_LIVE))
-			continue;
-		fn = e->fn;
-		arg = e->arg;
-		retire(ts, e);
-		switch (F_KIND_OF(flags)) {
-		case E_PLAIN:
-			((reap_cleanup_fn)fn)(arg);
-			break;
-		case E_EXIT:
-			run_exit(s, (reap_exit_fn)fn, arg, e->site, &err, &chain);
-			break;
-		case E_CHILD: {
-			reap_scope *child = arg;
-
-			child->self = NULL; /* its entry is gone already */
-			err = close_scope(child, site, err, chain, &chain, 1);
-			break;
-		}
 		}
 	}
 
+	reap__count_settle(ts);
 	ts->closing = s->closing_next;
 	s->closing_next = NULL;
 	if (s->self != NULL) {
 		/* Closed early: its entry in the parent goes. */
-		WR(s->self->flags, (uint8_t)0);
+		WR(s->self->kf, s->self->kf & ~(uint32_t)F_LIVE);
 		pop_dead(s->parent);
 		s->self = NULL;
 	}
@@ -793,7 +907,7 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 	free_chunks(s->chunk);
 	reap__chunk_free(s->spare);
 	s->chunk = s->spare = NULL;
-	s->top = s->limit = NULL;
+	set_top(s, NULL, NULL);
 	s->nchunks = 0;
 	arena_free(&s->arena);
 	s->err = 0;
