@@ -397,6 +397,7 @@ int reap_cleanup_run(reap_cleanup *h)
 	if (F_KIND_OF(kf) == E_PLAIN) {
 		((reap_cleanup_fn)reap__keys[KF_KEY(kf)].fn)(arg);
 	} else if (F_KIND_OF(kf) == E_EXIT) {
+		(void)reap__raise_take(0);
 		rc = ((reap_exit_fn)reap__keys[KF_KEY(kf)].fn)(arg, NULL);
 		(void)reap__raise_take(rc);
 		if (rc > 0)
@@ -463,11 +464,13 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 
 	if (s == NULL)
 		s = reap__ts()->current;
-	check_open(s, REAP_SITE, "reap_scope_alloc");
+	check_open(s, &unknown_site, "reap_scope_alloc");
 	a = &s->arena;
-	size = (size + 15) & ~(size_t)15;
-	if (size == 0)
-		size = 16;
+	if (unlikely(size > SIZE_MAX / 2)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = size == 0 ? 16 : (size + 15) & ~(size_t)15;
 	if (likely((size_t)(a->end - a->cur) >= size)) {
 		p = a->cur;
 		a->cur += size;
@@ -475,9 +478,11 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 		return p;
 	}
 	if (size > ARENA_BIG) {
+		/* A block of its own, straight from the allocator: one-off
+		 * sizes would only clutter the block cache. */
 		if ((b = reap_malloc(sizeof *b + size)) == NULL)
 			return NULL;
-		b->size = size;
+		b->size = 0;
 	} else {
 		/* Blocks grow 4, 8, 16, 32, then stay at 64 KiB. */
 		size_t cap = a->nblocks >= 4 ? 65536 : (size_t)4096 << a->nblocks;
@@ -512,7 +517,10 @@ static void arena_free(struct reap__arena *a)
 	while (b != NULL) {
 		struct reap__block *next = b->next;
 
-		reap__block_free(b, sizeof *b + b->size);
+		if (b->size == 0)
+			reap_free(b); /* a block of its own */
+		else
+			reap__block_free(b, sizeof *b + b->size);
 		b = next;
 	}
 	memset(a, 0, sizeof *a);
@@ -736,6 +744,7 @@ static void run_exit(reap_scope *s, reap_exit_fn fn, void *arg,
 		tmp = (reap_error){*err, NULL, NULL, NULL, in};
 		in = &tmp;
 	}
+	(void)reap__raise_take(0); /* only a raise made by fn may label rc */
 	rc = fn(arg, *err != 0 ? in : NULL);
 	r = reap__raise_take(rc);
 	if (rc == 0)
@@ -1048,19 +1057,33 @@ reap_with reap__with_enter(reap_scope *parent, int *rc, const reap_site *site)
 		w.scope = NULL;
 		if (rc != NULL)
 			*rc = r;
+		else
+			reap__report("reap: REAP_WITH_SCOPE at %s:%d in %s(): could "
+				     "not open its scope (%s); the block did not "
+				     "run\n", site->file, site->line, site->func,
+				     reap_errname(r));
 	}
 	return w;
 }
 
 void reap__with_exit(reap_with *w)
 {
+	reap_error *chain = NULL;
 	int final;
 
 	if (w->scope == NULL)
 		return;
 	if (w->rc != NULL && *w->rc < 0)
 		reap_scope_failf_at(w->scope, *w->rc, w->site, NULL);
-	final = reap_scope_close_at(w->scope, w->site);
+	final = close_scope(w->scope, w->site, 0, NULL, &chain, 0);
+	/* With rc, the caller gets the code and a lone error needs no
+	 * report; without, every error goes to the report hook. */
+	if (chain != NULL && (w->rc == NULL || chain->cause != NULL))
+		report_chain(w->site, chain);
+	else if (chain == NULL && final < 0 && w->rc == NULL)
+		reap__report("reap: scope of the block at %s:%d closed with %s\n",
+			     w->site->file, w->site->line, reap_errname(final));
+	reap_error_free(chain);
 	if (w->rc != NULL && (final < 0 || *w->rc < 0))
 		*w->rc = final;
 	w->scope = NULL;
