@@ -229,6 +229,7 @@ struct reap__tstate {
 	/* ledger: counters not yet folded into the process totals */
 	int32_t pend_created[REAP__MAX_TYPES];
 	int32_t pend_closed[REAP__MAX_TYPES];
+	int32_t pend_high[REAP__MAX_TYPES]; /* highest created - closed since */
 	unsigned pend_ops;  /* counted since the last fold */
 
 	uint64_t next_id, id_limit; /* block of scope ids */
@@ -313,11 +314,25 @@ static inline int reap__ledger_active(void)
 }
 
 /* Count a registration of type id. Every 64 counts the thread folds its
- * pending counts into the totals and reads the coarse clock again. */
+ * pending counts into the totals and reads the coarse clock again. The
+ * highest pending balance since the last fold makes `peak` exact for one
+ * thread: the fold adds it to the live count it starts from. */
+static inline void reap__count_up(struct reap__tstate *ts, unsigned id)
+{
+	/* Only this thread writes its pending counts: plain reads suffice;
+	 * the stores are atomic because other threads read them. */
+	int32_t c = ts->pend_created[id] + 1, run = c - ts->pend_closed[id];
+
+	WR(ts->pend_created[id], c);
+	if (run > ts->pend_high[id])
+		WR(ts->pend_high[id], run);
+	ts->pend_ops++;
+}
+
 static inline void reap__count_created(struct reap__tstate *ts, unsigned id)
 {
-	WR(ts->pend_created[id], RD(ts->pend_created[id]) + 1);
-	if (unlikely(++ts->pend_ops >= 64))
+	reap__count_up(ts, id);
+	if (unlikely(ts->pend_ops >= 64))
 		reap__ledger_flush(ts);
 }
 
@@ -325,7 +340,7 @@ static inline void reap__count_created(struct reap__tstate *ts, unsigned id)
  * end (reap__count_settle), so that its loop stays short. */
 static inline void reap__count_closed(struct reap__tstate *ts, unsigned id)
 {
-	WR(ts->pend_closed[id], RD(ts->pend_closed[id]) + 1);
+	WR(ts->pend_closed[id], ts->pend_closed[id] + 1);
 	ts->pend_ops++;
 }
 

@@ -92,7 +92,8 @@ void reap__ledger_flush(struct reap__tstate *ts)
 		n = OTHER_ID;
 	ts->now_ms = reap__now_ms();
 	for (unsigned id = 1; id <= n; id++) {
-		int32_t c = RD(ts->pend_created[id]), d = RD(ts->pend_closed[id]);
+		int32_t c = ts->pend_created[id], d = ts->pend_closed[id];
+		int32_t high = ts->pend_high[id];
 		uint64_t cr, cl;
 
 		if (c == 0 && d == 0)
@@ -100,13 +101,17 @@ void reap__ledger_flush(struct reap__tstate *ts)
 		/* Relaxed: the totals are counters; readers tolerate a
 		 * fold in progress (see the essay above). */
 		cr = atomic_fetch_add_explicit(&totals[id].created, (uint64_t)c,
-					       memory_order_relaxed) + (uint64_t)c;
+					       memory_order_relaxed);
 		cl = atomic_fetch_add_explicit(&totals[id].closed, (uint64_t)d,
-					       memory_order_relaxed) + (uint64_t)d;
+					       memory_order_relaxed);
+		/* Live before the fold, plus this thread's highest balance
+		 * since the last one: the peak it reached, exactly so if no
+		 * other thread counted meanwhile. */
+		if (high > 0 && cr + (uint64_t)high > cl)
+			raise_peak(id, cr + (uint64_t)high - cl);
 		WR(ts->pend_created[id], 0);
 		WR(ts->pend_closed[id], 0);
-		if (cr > cl)
-			raise_peak(id, cr - cl);
+		WR(ts->pend_high[id], 0);
 	}
 	ts->pend_ops = 0;
 }
@@ -147,16 +152,24 @@ void reap__ledger_thread_detach(struct reap__tstate *ts)
 	pthread_mutex_unlock(&threads_lock);
 }
 
-/* Sum the counters of type id: totals plus every thread's pending. */
+/* Sum the counters of type id: totals plus every thread's pending; raise
+ * the peak by what each thread's pending high mark says it reached. */
 static void sum_type(unsigned id, uint64_t *created, uint64_t *closed)
 {
 	uint64_t c = atomic_load_explicit(&totals[id].created, memory_order_relaxed);
 	uint64_t d = atomic_load_explicit(&totals[id].closed, memory_order_relaxed);
+	uint64_t base = c > d ? c - d : 0, high = 0;
 
 	for (struct reap__tstate *t = threads; t != NULL; t = t->next) {
+		int32_t h = RD(t->pend_high[id]);
+
 		c += (uint64_t)(int64_t)RD(t->pend_created[id]);
 		d += (uint64_t)(int64_t)RD(t->pend_closed[id]);
+		if (h > 0 && (uint64_t)h > high)
+			high = (uint64_t)h;
 	}
+	if (high > 0)
+		raise_peak(id, base + high);
 	*created = c;
 	*closed = d;
 }
@@ -623,6 +636,21 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 			for (size_t i = 0; i < r->nscopes; i++)
 				if (r->scopes[i]->flags & SF_ROOT)
 					tree_scope(r, r->scopes[i], "");
+			/* Scopes whose owner was opened while the ledger was
+			 * off cannot be reached from a root: show each such
+			 * subtree on its own, under its owner path. */
+			for (size_t i = 0; i < r->nscopes; i++) {
+				reap_scope *s = r->scopes[i], *p = RD(s->parent);
+				char path[256];
+
+				if ((s->flags & SF_ROOT) || p == NULL || registered(r, p))
+					continue;
+				reap__owner_path(p, path, sizeof path);
+				fprintf(f, "%s  (owner opened while the ledger was off)\n",
+					path);
+				fprintf(f, "`-- ");
+				tree_scope(r, s, "    ");
+			}
 		}
 		if (flags & REAP_REPORT_LEAKS) {
 			size_t before;

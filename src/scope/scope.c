@@ -330,8 +330,7 @@ defer_fast(reap_scope *s, reap_type *type, void *fn,
 
 		WR(e->t_ms, ts->now_ms);
 		flags |= F_COUNTED;
-		WR(ts->pend_created[id], RD(ts->pend_created[id]) + 1);
-		ts->pend_ops++;
+		reap__count_up(ts, id);
 	} else {
 		WR(e->t_ms, 0u);
 	}
