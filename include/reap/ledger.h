@@ -14,8 +14,8 @@
  * time since the thread last did either.
  *
  * Cost: registration and release take no lock. Counters are kept per
- * thread and folded into process-wide totals every few dozen operations;
- * scopes are registered in sharded lists. The ledger can be switched off
+ * thread and folded into process-wide totals every 64 operations (the
+ * only step that takes a lock); scopes are registered in sharded lists. The ledger can be switched off
  * at run time (reap_ledger_enable, REAP_DEBUG=ledger:off) and compiled out
  * (cmake -DREAP_LEDGER=OFF), in which case counts are 0 and reports say
  * so. Root scopes (the process's and each thread's) are infrastructure,
@@ -36,7 +36,7 @@ typedef struct reap_ledger_stat {
 	uint64_t created; /* registered while the ledger was on */
 	uint64_t closed;  /* of those, released since */
 	uint64_t live;    /* created - closed */
-	uint64_t peak;    /* highest live count seen at a sample point */
+	uint64_t peak;    /* highest live count (see reap_ledger_stats) */
 } reap_ledger_stat;
 
 /*
@@ -46,8 +46,10 @@ typedef struct reap_ledger_stat {
 REAP_API size_t reap_ledger_count(void);
 
 /*
- * Counters of the type called name. `peak` is sampled: every 64
- * registrations or releases of a thread, and at every read.
+ * Counters of the type called name. `peak` is exact while one thread
+ * counts; with several it is the highest live count seen when a thread
+ * folds its counts into the totals (every 64 registrations or releases)
+ * or a count is read, so a short peak between two folds can be missed.
  * Errors: -ENOENT for a type never used. Ownership: fills the caller's
  * *out. Thread safety: any thread.
  */

@@ -230,6 +230,7 @@ struct reap__tstate {
 	int32_t pend_created[REAP__MAX_TYPES];
 	int32_t pend_closed[REAP__MAX_TYPES];
 	int32_t pend_high[REAP__MAX_TYPES]; /* highest created - closed since */
+	uint32_t pend_hseq[REAP__MAX_TYPES]; /* reap__fold_seq at that high */
 	unsigned pend_ops;  /* counted since the last fold */
 
 	uint64_t next_id, id_limit; /* block of scope ids */
@@ -316,7 +317,10 @@ static inline int reap__ledger_active(void)
 /* Count a registration of type id. Every 64 counts the thread folds its
  * pending counts into the totals and reads the coarse clock again. The
  * highest pending balance since the last fold makes `peak` exact for one
- * thread: the fold adds it to the live count it starts from. */
+ * thread: the fold adds it to the live count it starts from, provided no
+ * other thread folded in between (the fold sequence number tells). */
+extern atomic_uint reap__fold_seq;
+
 static inline void reap__count_up(struct reap__tstate *ts, unsigned id)
 {
 	/* Only this thread writes its pending counts: plain reads suffice;
@@ -324,8 +328,12 @@ static inline void reap__count_up(struct reap__tstate *ts, unsigned id)
 	int32_t c = ts->pend_created[id] + 1, run = c - ts->pend_closed[id];
 
 	WR(ts->pend_created[id], c);
-	if (run > ts->pend_high[id])
+	if (run > ts->pend_high[id]) {
 		WR(ts->pend_high[id], run);
+		/* Relaxed: compared with itself later, ordered by nothing. */
+		WR(ts->pend_hseq[id], atomic_load_explicit(&reap__fold_seq,
+							   memory_order_relaxed));
+	}
 	ts->pend_ops++;
 }
 

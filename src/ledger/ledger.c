@@ -5,11 +5,19 @@
  * Counting takes no lock and no atomic read-modify-write on the hot path.
  * Each thread counts into its own pending table (written only by that
  * thread, read by others with relaxed loads) and folds it into the
- * process totals every 64 operations, when it exits, and before a count
- * is read by that thread. A reader adds the totals and every thread's
- * pending counts, so a count is exact whenever no thread is registering
- * or releasing at the same moment. `peak` is sampled at every fold and
- * every read.
+ * process totals every 64 operations, when it exits, and before it reads
+ * a count. Folds take one mutex, so that each sees the totals whole. A
+ * reader adds the totals and every thread's pending counts, so a count is
+ * exact whenever no thread is counting at the same moment.
+ *
+ * `peak` comes from folds only. A thread keeps the highest balance
+ * (created - closed) its pending table reached since its last fold; the
+ * fold adds it to the live total it starts from, which is the true peak
+ * when no other thread folded in between (checked by a fold sequence
+ * number; otherwise that high is dropped). So the peak is exact for one
+ * thread and never above what the totals saw for several, except where
+ * resources are released on another thread than the one that made them
+ * and that thread has not folded yet.
  *
  * Scopes are registered in 16 shards, picked by the creating thread's
  * number, each with its own mutex, so threads rarely share a lock. A
@@ -84,9 +92,21 @@ static void raise_peak(unsigned id, uint64_t live)
 		;
 }
 
+/* Bumped by every fold: a pending high mark taken at the current value
+ * is relative to the totals as they are now. */
+atomic_uint reap__fold_seq;
+static pthread_mutex_t fold_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void reap__ledger_flush(struct reap__tstate *ts)
 {
 	unsigned n = __atomic_load_n(&ntypes, __ATOMIC_RELAXED);
+	unsigned seq;
+
+	/* Folds are serialized (one per 64 counts of a thread), so that
+	 * each sees the totals whole and the sequence number moves once per
+	 * fold. */
+	pthread_mutex_lock(&fold_lock);
+	seq = atomic_load_explicit(&reap__fold_seq, memory_order_relaxed);
 
 	if (__atomic_load_n(&types[OTHER_ID], __ATOMIC_RELAXED) != NULL)
 		n = OTHER_ID;
@@ -105,14 +125,16 @@ void reap__ledger_flush(struct reap__tstate *ts)
 		cl = atomic_fetch_add_explicit(&totals[id].closed, (uint64_t)d,
 					       memory_order_relaxed);
 		/* Live before the fold, plus this thread's highest balance
-		 * since the last one: the peak it reached, exactly so if no
-		 * other thread counted meanwhile. */
-		if (high > 0 && cr + (uint64_t)high > cl)
+		 * since the last one: the peak it reached, if no other thread
+		 * folded since that high (else the base has moved; skip). */
+		if (high > 0 && ts->pend_hseq[id] == seq && cr + (uint64_t)high > cl)
 			raise_peak(id, cr + (uint64_t)high - cl);
 		WR(ts->pend_created[id], 0);
 		WR(ts->pend_closed[id], 0);
 		WR(ts->pend_high[id], 0);
 	}
+	atomic_fetch_add_explicit(&reap__fold_seq, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&fold_lock);
 	ts->pend_ops = 0;
 }
 
@@ -152,24 +174,16 @@ void reap__ledger_thread_detach(struct reap__tstate *ts)
 	pthread_mutex_unlock(&threads_lock);
 }
 
-/* Sum the counters of type id: totals plus every thread's pending; raise
- * the peak by what each thread's pending high mark says it reached. */
+/* Sum the counters of type id: totals plus every thread's pending. The
+ * sum can catch another thread mid-fold, so it never raises the peak. */
 static void sum_type(unsigned id, uint64_t *created, uint64_t *closed)
 {
 	uint64_t c = atomic_load_explicit(&totals[id].created, memory_order_relaxed);
 	uint64_t d = atomic_load_explicit(&totals[id].closed, memory_order_relaxed);
-	uint64_t base = c > d ? c - d : 0, high = 0;
-
 	for (struct reap__tstate *t = threads; t != NULL; t = t->next) {
-		int32_t h = RD(t->pend_high[id]);
-
 		c += (uint64_t)(int64_t)RD(t->pend_created[id]);
 		d += (uint64_t)(int64_t)RD(t->pend_closed[id]);
-		if (h > 0 && (uint64_t)h > high)
-			high = (uint64_t)h;
 	}
-	if (high > 0)
-		raise_peak(id, base + high);
 	*created = c;
 	*closed = d;
 }
@@ -189,16 +203,14 @@ size_t reap_ledger_count(void)
 	unsigned n = types_in_use();
 	uint64_t live = 0;
 
-	reap__ts();
+	reap__ledger_flush(reap__ts());
 	pthread_mutex_lock(&threads_lock);
 	for (unsigned id = 1; id <= n; id++) {
 		uint64_t c, d;
 
 		sum_type(id, &c, &d);
-		if (c > d) {
+		if (c > d)
 			live += c - d;
-			raise_peak(id, c - d);
-		}
 	}
 	pthread_mutex_unlock(&threads_lock);
 	return (size_t)live;
@@ -212,8 +224,6 @@ static void fill_stat(unsigned id, reap_ledger_stat *st)
 	st->created += c;
 	st->closed += d;
 	st->live = st->created > st->closed ? st->created - st->closed : 0;
-	if (c > d)
-		raise_peak(id, c - d);
 	st->peak += atomic_load_explicit(&totals[id].peak, memory_order_relaxed);
 }
 
@@ -223,6 +233,7 @@ int reap_ledger_stats(const char *name, reap_ledger_stat *out)
 	int found = 0;
 
 	memset(out, 0, sizeof *out);
+	reap__ledger_flush(reap__ts());
 	pthread_mutex_lock(&threads_lock);
 	for (unsigned id = 1; id <= n; id++) {
 		reap_type *t = reap__type_by_id(id);
@@ -242,6 +253,7 @@ size_t reap_ledger_stats_all(reap_ledger_stat *out, size_t cap)
 	unsigned n = types_in_use();
 	size_t k = 0;
 
+	reap__ledger_flush(reap__ts());
 	pthread_mutex_lock(&threads_lock);
 	for (unsigned id = 1; id <= n; id++) {
 		reap_type *t = reap__type_by_id(id);
