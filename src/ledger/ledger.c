@@ -361,7 +361,7 @@ void reap__owner_path(const reap_scope *s, char *buf, size_t len)
 		off += (size_t)snprintf(buf, len, ".../");
 	while (n-- > 0 && off < len) {
 		const reap_scope *p = chain[n];
-		const char *name = RD(p->name);
+		const char *name = __atomic_load_n(&p->name, __ATOMIC_ACQUIRE);
 		int w;
 
 		if ((p->flags & SF_ROOT) && p != &reap__root)
@@ -438,7 +438,8 @@ static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 	*out = NULL;
 	if (v == NULL)
 		return 0;
-	for (c = RD(s->chunk); c != NULL && nc < 64; c = c->prev)
+	for (c = __atomic_load_n(&s->chunk, __ATOMIC_ACQUIRE); c != NULL && nc < 64;
+	     c = RD(c->prev))
 		chunks[nc++] = c;
 	while (nc-- > 0) {
 		c = chunks[nc];
@@ -524,7 +525,7 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 	reap_cleanup **v;
 	size_t n = live_entries(s, &v);
 	char path[256];
-	const char *name = RD(s->name);
+	const char *name = __atomic_load_n(&s->name, __ATOMIC_ACQUIRE);
 
 	if (s->flags & SF_ROOT) {
 		if (s == &reap__root)
@@ -544,7 +545,7 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 		fprintf(r->f, "  T%u  age %llu.%03llus", s->tid,
 			(unsigned long long)(age / 1000000000u),
 			(unsigned long long)(age / 1000000u % 1000u));
-		if (s->arena.bytes > 0)
+		if (RD(s->arena.bytes) > 0)
 			fprintf(r->f, "  memory %zu bytes", RD(s->arena.bytes));
 		fputc('\n', r->f);
 		r->count++;
@@ -573,7 +574,7 @@ static void leaks_scope(struct report *r, reap_scope *s)
 	char path[256], desc[160];
 
 	if (!(s->flags & SF_ROOT) && (s->flags & SF_COUNTED)) {
-		const char *name = RD(s->name);
+		const char *name = __atomic_load_n(&s->name, __ATOMIC_ACQUIRE);
 		size_t mem = RD(s->arena.bytes);
 		uint64_t age = r->now_ns > s->t_ns ? r->now_ns - s->t_ns : 0;
 

@@ -151,8 +151,10 @@ static __attribute__((noinline)) int advance(reap_scope *s)
 			return -ENOMEM;
 		s->nchunks++;
 	}
-	c->prev = s->chunk;
-	WR(s->chunk, c);
+	WR(c->prev, s->chunk);
+	/* Release: a reporter that loads the chunk with acquire sees it
+	 * initialized. */
+	__atomic_store_n(&s->chunk, c, __ATOMIC_RELEASE);
 	set_top(s, reap__chunk_first(c), (reap_cleanup *)c + REAP__SEG_SLOTS);
 	return 0;
 }
@@ -168,7 +170,7 @@ static void shrink(reap_scope *s)
 	WR(s->chunk, below);
 	if (s->spare != NULL)
 		reap__ledger_free_chunk(s, s->spare);
-	c->prev = NULL;
+	WR(c->prev, (struct reap__chunk *)NULL);
 	s->spare = c;
 	set_top(s, reap__chunk_end(below), reap__chunk_end(below));
 }
@@ -473,7 +475,7 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 	if (likely((size_t)(a->end - a->cur) >= size)) {
 		p = a->cur;
 		a->cur += size;
-		a->bytes += size;
+		WR(a->bytes, a->bytes + size);
 		return p;
 	}
 	if (size > ARENA_BIG) {
@@ -495,7 +497,7 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 	}
 	b->next = a->blocks;
 	a->blocks = b;
-	a->bytes += size;
+	WR(a->bytes, a->bytes + size);
 	return b->data;
 }
 
@@ -676,7 +678,7 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 		}
 	}
 	if (fresh != NULL) {
-		WR(s->chunk, fresh);
+		__atomic_store_n(&s->chunk, fresh, __ATOMIC_RELEASE);
 		set_top(s, reap__chunk_first(fresh),
 			(reap_cleanup *)fresh + REAP__SEG_SLOTS);
 		s->nchunks = 1;
@@ -1007,7 +1009,8 @@ int reap_scope_name(reap_scope *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p, (size_t)n + 1, fmt, ap);
 	va_end(ap);
-	WR(s->name, (const char *)p);
+	/* Release: a reporter that loads the name with acquire sees its bytes. */
+	__atomic_store_n(&s->name, (const char *)p, __ATOMIC_RELEASE);
 	return 0;
 }
 
