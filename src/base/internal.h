@@ -231,6 +231,7 @@ struct reap__tstate {
 	int32_t pend_closed[REAP__MAX_TYPES];
 	int32_t pend_high[REAP__MAX_TYPES]; /* highest created - closed since */
 	uint32_t pend_hseq[REAP__MAX_TYPES]; /* reap__fold_seq at that high */
+	int32_t pend_low[REAP__MAX_TYPES];   /* lowest balance since (<= 0) */
 	unsigned pend_ops;  /* counted since the last fold */
 
 	uint64_t next_id, id_limit; /* block of scope ids */
@@ -348,7 +349,11 @@ static inline void reap__count_created(struct reap__tstate *ts, unsigned id)
  * end (reap__count_settle), so that its loop stays short. */
 static inline void reap__count_closed(struct reap__tstate *ts, unsigned id)
 {
-	WR(ts->pend_closed[id], ts->pend_closed[id] + 1);
+	int32_t d = ts->pend_closed[id] + 1, run = ts->pend_created[id] - d;
+
+	WR(ts->pend_closed[id], d);
+	if (run < ts->pend_low[id])
+		WR(ts->pend_low[id], run);
 	ts->pend_ops++;
 }
 

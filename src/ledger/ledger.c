@@ -10,14 +10,13 @@
  * reader adds the totals and every thread's pending counts, so a count is
  * exact whenever no thread is counting at the same moment.
  *
- * `peak` comes from folds only. A thread keeps the highest balance
- * (created - closed) its pending table reached since its last fold; the
- * fold adds it to the live total it starts from, which is the true peak
- * when no other thread folded in between (checked by a fold sequence
- * number; otherwise that high is dropped). So the peak is exact for one
- * thread and never above what the totals saw for several, except where
- * resources are released on another thread than the one that made them
- * and that thread has not folded yet.
+ * `peak` comes from folds only. A thread keeps the highest and lowest
+ * balance (created - closed) of its pending table since its last fold.
+ * The fold adds its high to the live total it starts from and to the
+ * other threads' lows: a live count that really occurred, provided no
+ * other thread folded since the high (a fold sequence number tells;
+ * otherwise that high is dropped). So the peak is exact for one thread
+ * and never above the truth for several.
  *
  * Scopes are registered in 16 shards, picked by the creating thread's
  * number, each with its own mutex, so threads rarely share a lock. A
@@ -95,7 +94,23 @@ static void raise_peak(unsigned id, uint64_t live)
 /* Bumped by every fold: a pending high mark taken at the current value
  * is relative to the totals as they are now. */
 atomic_uint reap__fold_seq;
-static pthread_mutex_t fold_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Thread states, and the lock that serializes folds and reads. */
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reap__tstate *threads;
+
+/* The sum of the other threads' lowest pending balances of type id since
+ * their last folds: how far their unfolded releases can have taken the
+ * live count below the totals. Caller holds threads_lock. */
+static int64_t others_low(const struct reap__tstate *self, unsigned id)
+{
+	int64_t low = 0;
+
+	for (struct reap__tstate *t = threads; t != NULL; t = t->next)
+		if (t != self)
+			low += RD(t->pend_low[id]);
+	return low;
+}
 
 void reap__ledger_flush(struct reap__tstate *ts)
 {
@@ -105,7 +120,7 @@ void reap__ledger_flush(struct reap__tstate *ts)
 	/* Folds are serialized (one per 64 counts of a thread), so that
 	 * each sees the totals whole and the sequence number moves once per
 	 * fold. */
-	pthread_mutex_lock(&fold_lock);
+	pthread_mutex_lock(&threads_lock);
 	seq = atomic_load_explicit(&reap__fold_seq, memory_order_relaxed);
 
 	if (__atomic_load_n(&types[OTHER_ID], __ATOMIC_RELAXED) != NULL)
@@ -124,17 +139,25 @@ void reap__ledger_flush(struct reap__tstate *ts)
 					       memory_order_relaxed);
 		cl = atomic_fetch_add_explicit(&totals[id].closed, (uint64_t)d,
 					       memory_order_relaxed);
-		/* Live before the fold, plus this thread's highest balance
-		 * since the last one: the peak it reached, if no other thread
-		 * folded since that high (else the base has moved; skip). */
-		if (high > 0 && ts->pend_hseq[id] == seq && cr + (uint64_t)high > cl)
-			raise_peak(id, cr + (uint64_t)high - cl);
+		/* The live count when this thread reached its highest balance
+		 * since its last fold was: the totals (unchanged since, if no
+		 * other thread folded: the sequence number tells), plus that
+		 * balance, plus the other threads' pending balances then, each
+		 * at least their lowest since their own last fold. So this is
+		 * a peak that really happened, exact for one thread. */
+		if (high > 0 && ts->pend_hseq[id] == seq) {
+			int64_t live = (int64_t)(cr - cl) + high + others_low(ts, id);
+
+			if (live > 0)
+				raise_peak(id, (uint64_t)live);
+		}
 		WR(ts->pend_created[id], 0);
 		WR(ts->pend_closed[id], 0);
 		WR(ts->pend_high[id], 0);
+		WR(ts->pend_low[id], 0);
 	}
 	atomic_fetch_add_explicit(&reap__fold_seq, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&fold_lock);
+	pthread_mutex_unlock(&threads_lock);
 	ts->pend_ops = 0;
 }
 
@@ -146,9 +169,6 @@ int reap__ledger_flush_ok(struct reap__tstate *ts)
 
 /* ------------------------------------------------------------------ */
 /* Threads                                                              */
-
-static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reap__tstate *threads;
 
 void reap__ledger_thread_attach(struct reap__tstate *ts)
 {
@@ -163,8 +183,8 @@ void reap__ledger_thread_attach(struct reap__tstate *ts)
 
 void reap__ledger_thread_detach(struct reap__tstate *ts)
 {
+	reap__ledger_flush(ts); /* nothing counts on this thread after it */
 	pthread_mutex_lock(&threads_lock);
-	reap__ledger_flush(ts);
 	if (ts->prev != NULL)
 		ts->prev->next = ts->next;
 	else

@@ -799,6 +799,8 @@ void reap__scope_free_quarantine(struct reap__tstate *ts)
 	}
 }
 
+static void report_chain(const reap_site *site, reap_error *chain);
+
 static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 		       reap_error *in_chain, reap_error **out_chain, int internal)
 {
@@ -921,6 +923,20 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 	s->nchunks = 0;
 	arena_free(&s->arena);
 	s->err = 0;
+	if (unlikely(err != 0 && (chain == NULL || chain->code != err))) {
+		/* A link could not be made when err was raised; the chain
+		 * handed on must still start with err. */
+		reap_error *link = reap__error_new(err, s->close_site, NULL, NULL,
+						   chain);
+
+		if (link != NULL) {
+			chain = link;
+		} else if (chain != NULL) {
+			report_chain(s->close_site, chain);
+			reap_error_free(chain);
+			chain = NULL;
+		}
+	}
 	*out_chain = chain;
 	if (s->flags & SF_STATIC) {
 		/* A root: ready for late users, if any, until its owner ends. */
