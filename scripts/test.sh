@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test suite: ASan+UBSan with -Werror under gcc and clang, the
-# concurrent tests under TSan, a build with the ledger compiled out, and
+# The test suite: ASan+UBSan with -Werror under gcc and clang, every
+# test again under TSan (the stress tests are labelled "concurrent"), a
+# build with the ledger compiled out, and
 # an install consumed through find_package and pkg-config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ run_suite() { # name, ctest args, cmake args...
 
 run_suite asan-gcc "" -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Asan
 run_suite asan-clang "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Asan
-run_suite tsan "-L concurrent" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Tsan
+run_suite tsan "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Tsan
 run_suite noledger "-R ^test_scope\\." -DCMAKE_BUILD_TYPE=Release -DREAP_LEDGER=OFF
 
 echo "== install: find_package and pkg-config"

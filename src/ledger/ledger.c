@@ -374,7 +374,8 @@ void reap__owner_path(const reap_scope *s, char *buf, size_t len)
 	const reap_scope *chain[32];
 	size_t n = 0, off = 0;
 
-	for (const reap_scope *p = s; p != NULL && n < 32; p = RD(p->parent))
+	for (const reap_scope *p = s; p != NULL && n < 32;
+	     p = __atomic_load_n(&p->parent, __ATOMIC_ACQUIRE))
 		chain[n++] = p;
 	buf[0] = '\0';
 	if (n == 32)
@@ -517,7 +518,7 @@ static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
 	if (F_KIND_OF(flags) == E_CHILD) {
 		reap_scope *c = RD(e->arg);
 
-		if (registered(r, c) && RD(c->parent) == s) {
+		if (registered(r, c) && __atomic_load_n(&c->parent, __ATOMIC_ACQUIRE) == s) {
 			tree_scope(r, c, sub);
 			return;
 		}
@@ -598,8 +599,10 @@ static void leaks_scope(struct report *r, reap_scope *s)
 		size_t mem = RD(s->arena.bytes);
 		uint64_t age = r->now_ns > s->t_ns ? r->now_ns - s->t_ns : 0;
 
-		if (RD(s->parent) != NULL)
-			reap__owner_path(RD(s->parent), path, sizeof path);
+		reap_scope *p = __atomic_load_n(&s->parent, __ATOMIC_ACQUIRE);
+
+		if (p != NULL)
+			reap__owner_path(p, path, sizeof path);
 		else
 			snprintf(path, sizeof path, "(none)");
 		snprintf(desc, sizeof desc, "%s%s%s(%zu bytes of memory)",
@@ -673,7 +676,8 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 			 * off cannot be reached from a root: show each such
 			 * subtree on its own, under its owner path. */
 			for (size_t i = 0; i < r->nscopes; i++) {
-				reap_scope *s = r->scopes[i], *p = RD(s->parent);
+				reap_scope *s = r->scopes[i];
+				reap_scope *p = __atomic_load_n(&s->parent, __ATOMIC_ACQUIRE);
 				char path[256];
 
 				if ((s->flags & SF_ROOT) || p == NULL || registered(r, p))

@@ -613,7 +613,7 @@ int reap_scope_move(reap_scope *s, reap_scope *np)
 		return REAP_ECLOSED;
 	if ((n = transplant(s->self, np)) == NULL)
 		return -ENOMEM;
-	WR(s->parent, np);
+	__atomic_store_n(&s->parent, np, __ATOMIC_RELEASE);
 	s->self = n;
 	pop_dead(op);
 	return 0;
@@ -652,14 +652,26 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 	}
 	scope_init(n, ts, parent, site);
 
-	/* Transfer the stack, its spare and the memory. */
-	n->chunk = s->chunk;
-	n->top = s->top;
+	/* Register n first: the children re-parented below make it
+	 * reachable to a reporter, which must find it whole. */
+	scope_track(n, ts);
+
+	/* Transfer the stack, its spare and the memory. n is registered:
+	 * its stack is published as the owner's always is. */
 	n->limit = s->limit;
+	__atomic_store_n(&n->top, s->top, __ATOMIC_RELEASE);
+	__atomic_store_n(&n->chunk, s->chunk, __ATOMIC_RELEASE);
 	n->spare = s->spare;
 	n->nchunks = s->nchunks;
-	n->arena = s->arena;
-	memset(&s->arena, 0, sizeof s->arena);
+	n->arena.cur = s->arena.cur;
+	n->arena.end = s->arena.end;
+	n->arena.blocks = s->arena.blocks;
+	n->arena.nblocks = s->arena.nblocks;
+	WR(n->arena.bytes, s->arena.bytes);
+	s->arena.cur = s->arena.end = NULL;
+	s->arena.blocks = NULL;
+	s->arena.nblocks = 0;
+	WR(s->arena.bytes, (size_t)0);
 	WR(s->chunk, (struct reap__chunk *)NULL);
 	s->spare = NULL;
 	s->nchunks = 0;
@@ -673,8 +685,11 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 		for (reap_cleanup *e = reap__chunk_first(c); e < end; e++) {
 			if (reap__is_seg_header(e) || !(e->kf & F_LIVE))
 				continue;
+			/* Release: a reporter that follows the parent
+			 * pointer with acquire finds n initialized. */
 			if (F_KIND_OF(e->kf) == E_CHILD)
-				WR(((reap_scope *)e->arg)->parent, n);
+				__atomic_store_n(&((reap_scope *)e->arg)->parent, n,
+						 __ATOMIC_RELEASE);
 		}
 	}
 	if (fresh != NULL) {
@@ -685,7 +700,6 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 	}
 	/* Cannot fail: the key and a slot were secured above. */
 	(void)push_key(parent, ts, key, n, E_CHILD, &n->self);
-	scope_track(n, ts);
 	*out = n;
 	return 0;
 }
