@@ -158,9 +158,11 @@ typedef struct reap_allocator {
 
 /*
  * Replace the allocator (NULL restores malloc/realloc/free). Returns
- * -EBUSY if memory from the current allocator is still live, since it
- * would be handed to the wrong free. Thread safety: call it before any
- * other thread uses reap.
+ * -EINVAL for an allocator with a missing function, and -EBUSY if memory
+ * from the current allocator is still live or kept for reuse by another
+ * thread (the calling thread's is given back first), since it would be
+ * handed to the wrong free. Thread safety: call it before other threads
+ * use reap.
  */
 REAP_API REAP_NODISCARD int reap_set_allocator(const reap_allocator *a);
 

@@ -88,17 +88,24 @@ static void sys_free(void *ctx, void *p) { (void)ctx; free(p); }
 
 static reap_allocator alloc_hook = {sys_malloc, sys_realloc, sys_free, NULL};
 static atomic_size_t alloc_live;  /* blocks handed out, not yet freed */
+static atomic_size_t alloc_held;  /* blocks kept by caches and quarantines */
 static atomic_long fault_nth;     /* fail when fault_seen reaches it */
 static atomic_long fault_seen;    /* acquisitions since the last arming */
 
 int reap_set_allocator(const reap_allocator *a)
 {
-	if (atomic_load(&alloc_live) != 0)
+	struct reap__tstate *ts = reap__ts();
+
+	if (a != NULL && (a->malloc == NULL || a->realloc == NULL || a->free == NULL))
+		return -EINVAL;
+	/* Blocks that reap keeps for reuse came from the current allocator
+	 * too: give back this thread's, and refuse while others hold any. */
+	reap__scope_free_quarantine(ts);
+	reap__block_cache_drain(ts);
+	if (atomic_load(&alloc_live) != 0 || atomic_load(&alloc_held) != 0)
 		return -EBUSY;
 	if (a == NULL)
 		alloc_hook = (reap_allocator){sys_malloc, sys_realloc, sys_free, NULL};
-	else if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
-		return -EINVAL;
 	else
 		alloc_hook = *a;
 	return 0;
@@ -183,11 +190,13 @@ void reap__alloc_forget(void *p)
 {
 	(void)p;
 	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&alloc_held, 1, memory_order_relaxed);
 }
 
 void reap__free_forgotten(void *p)
 {
 	alloc_hook.free(alloc_hook.ctx, p);
+	atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
 }
 
 /*
@@ -232,6 +241,7 @@ void *reap__block_alloc(size_t size)
 		head = ts->bcache[i].head;
 		ts->bcache[i].head = *head;
 		atomic_fetch_sub_explicit(&cache_bytes, size, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
 		return head;
 	}
@@ -269,6 +279,7 @@ void reap__block_free(void *p, size_t size)
 	/* Relaxed: the limit is a soft bound on memory kept. */
 	atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&alloc_held, 1, memory_order_relaxed);
 }
 
 void reap__block_cache_drain(struct reap__tstate *ts)
@@ -282,6 +293,7 @@ void reap__block_cache_drain(struct reap__tstate *ts)
 			alloc_hook.free(alloc_hook.ctx, p);
 			atomic_fetch_sub_explicit(&cache_bytes, ts->bcache[i].size,
 						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
 			p = next;
 		}
 		ts->bcache[i].head = NULL;

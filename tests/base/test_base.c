@@ -530,3 +530,31 @@ TEST(with_scope_without_rc_reports_a_lone_close_error)
 	ASSERT_CONTAINS(test_reports(), "EIO");
 	ASSERT_CONTAINS(test_reports(), "disk sda");
 }
+
+/* Blocks reap keeps for reuse (the block cache, the quarantine of closed
+ * scopes) came from the allocator in force: a switch must not leave them
+ * to be freed later by another allocator. Here the root also holds a
+ * chunk, so the switch is refused and nothing changes. */
+static size_t freed_by_counting;
+
+static void *c_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
+static void *c_realloc(void *ctx, void *p, size_t n) { (void)ctx; return realloc(p, n); }
+static void c_free(void *ctx, void *p) { (void)ctx; freed_by_counting++; free(p); }
+static void nothing(void *arg) { (void)arg; }
+
+TEST(switching_allocators_is_refused_while_reap_holds_blocks)
+{
+	reap_allocator counting = {c_malloc, c_realloc, c_free, NULL};
+	reap_scope *s;
+
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	for (int i = 0; i < 3000; i++)
+		ASSERT_OK(reap_defer(s, nothing, NULL, NULL));
+	ASSERT_NOT_NULL(reap_scope_alloc(s, 100));
+	ASSERT_EQ_INT(reap_scope_close(s), 0);
+	freed_by_counting = 0;
+	ASSERT_EQ_INT(reap_set_allocator(&counting), -EBUSY);
+	ASSERT_OK(reap_scope_open(NULL, &s)); /* still the old allocator */
+	ASSERT_EQ_INT(reap_scope_close(s), 0);
+	ASSERT_EQ_SIZE(freed_by_counting, 0);
+}
