@@ -87,13 +87,15 @@ enum {
 
 /*
  * The description of an error code: "Cannot allocate memory" for -ENOMEM,
- * "owner is closed" for REAP_ECLOSED, "Success" for 0. Never NULL, and the
- * string is static. Thread safety: any thread.
+ * "owner is closed or closing" for REAP_ECLOSED, "Success" for 0.
+ * Ownership: returns a static string, never NULL. Thread safety: any
+ * thread.
  */
 REAP_API const char *reap_strerror(int code);
 
-/* The symbolic name of an error code: "ENOMEM", "REAP_ECLOSED", "0".
- * Unknown codes give "E?". Never NULL; static. Thread safety: any thread. */
+/* The symbolic name of an error code: "ENOMEM", "REAP_ECLOSED", "0";
+ * unknown codes give "E?". Ownership: returns a static string, never
+ * NULL. Thread safety: any thread. */
 REAP_API const char *reap_errname(int code);
 
 /*
@@ -102,9 +104,10 @@ REAP_API const char *reap_errname(int code);
  *     if (fflush(f) != 0)
  *             return reap_raisef(-errno, "flush of %s failed", path);
  *
- * The message is kept in thread-local storage and picked up by the scope
- * whose cleanup returns this code; elsewhere it is ignored. Thread safety:
- * any thread (per-thread state).
+ * The message is kept in thread-local storage and picked up by the next
+ * exit cleanup that returns this code, or the next reap_scope_fail() of
+ * it, on this thread; elsewhere it is ignored. Ownership: fmt is copied.
+ * Thread safety: any thread (per-thread state).
  */
 #define reap_raisef(code, ...) reap_raisef_at(REAP_SITE, (code), __VA_ARGS__)
 REAP_API int reap_raisef_at(const reap_site *site, int code, const char *fmt,
@@ -135,7 +138,8 @@ struct reap_error {
  */
 REAP_API void reap_error_print(const reap_error *e, FILE *f);
 
-/* Number of links in a chain (0 for NULL). Thread safety: any thread. */
+/* Number of links in a chain (0 for NULL). Ownership: borrows e.
+ * Thread safety: any thread. */
 REAP_API size_t reap_error_count(const reap_error *e);
 
 /* Free a chain handed over by reap_scope_close_err(). Ownership: takes e.
@@ -161,15 +165,16 @@ typedef struct reap_allocator {
  * -EINVAL for an allocator with a missing function, and -EBUSY if memory
  * from the current allocator is still live or kept for reuse by another
  * thread (the calling thread's is given back first), since it would be
- * handed to the wrong free. Thread safety: call it before other threads
- * use reap.
+ * handed to the wrong free. Ownership: *a is copied. Thread safety: call
+ * it before other threads use reap.
  */
 REAP_API REAP_NODISCARD int reap_set_allocator(const reap_allocator *a);
 
 /*
  * Allocate through the hook, counting live blocks and honouring fault
- * injection. Ownership: the caller owns the block and frees it with
- * reap_free(). NULL on failure (errno is set to ENOMEM). Any thread.
+ * injection. NULL on failure (errno is set to ENOMEM). Ownership: the
+ * caller owns the block and frees it with reap_free(), which takes it.
+ * Thread safety: any thread.
  */
 REAP_API void *reap_malloc(size_t size) __attribute__((malloc));
 REAP_API void *reap_calloc(size_t n, size_t size) __attribute__((malloc));
@@ -177,7 +182,8 @@ REAP_API void *reap_realloc(void *ptr, size_t size);
 REAP_API void reap_free(void *ptr);
 
 /* Blocks allocated through the hook and not yet freed (blocks kept in the
- * cache below do not count). Thread safety: any thread. */
+ * cache below do not count). Ownership: nothing is taken or returned.
+ * Thread safety: any thread. */
 REAP_API size_t reap_alloc_live(void);
 
 /*
@@ -187,7 +193,7 @@ REAP_API size_t reap_alloc_live(void);
  * back through the allocator hook when the thread ends or the limit is
  * reached. reap_set_cache_limit(0) turns the cache off and empties the
  * calling thread's; reap_cache_trim() empties the calling thread's now.
- * Thread safety: any thread.
+ * Ownership: the cached blocks are reap's. Thread safety: any thread.
  */
 REAP_API void reap_set_cache_limit(size_t bytes);
 REAP_API void reap_cache_trim(void);
@@ -197,23 +203,27 @@ REAP_API void reap_cache_trim(void);
  * the next one), as if memory ran out; 0 disarms. Every allocation reap
  * makes counts, and later layers count their other acquisitions (thread
  * creation, for one) through the same counter. The environment variable
- * REAP_FAULT_ALLOC=N arms it at start-up. Thread safety: any thread; the
- * counter is process-wide.
+ * REAP_FAULT_ALLOC=N arms it at start-up. Ownership: nothing is taken or
+ * returned. Thread safety: any thread; the counter is process-wide.
  */
 REAP_API void reap_fault_alloc(long nth);
 
-/* Acquisitions counted since the last reap_fault_alloc() call. */
+/* Acquisitions counted since the last reap_fault_alloc() call.
+ * Ownership: nothing is taken or returned. Thread safety: any thread. */
 REAP_API long reap_fault_count(void);
 
 /* ------------------------------------------------------------------ */
 /* Clock                                                                */
 
-/* Monotonic time in nanoseconds, from the clock hook. Any thread. */
+/* Monotonic time in nanoseconds, from the clock hook. Ownership: nothing
+ * is taken or returned. Thread safety: any thread. */
 REAP_API uint64_t reap_now_ns(void);
 
 /*
  * Replace the clock (NULL restores CLOCK_MONOTONIC), so that tests can
- * move time by hand. Thread safety: set it before threads use reap.
+ * move time by hand. Ownership: borrows ctx until the clock is replaced.
+ * Thread safety: set it before threads use reap; now() is then called
+ * from any thread.
  */
 REAP_API void reap_set_clock(uint64_t (*now)(void *ctx), void *ctx);
 
@@ -229,12 +239,15 @@ enum {
 /*
  * Switch debug features from a spec in the REAP_DEBUG syntax:
  * comma-separated words, "leaks", "leaks:strict", "ledger:off". The
- * environment variable is read once at start-up; this call replaces it.
- * Returns -EINVAL, changing nothing, for an unknown word. Any thread.
+ * environment variable is read once at start-up; this call replaces it
+ * (the variable also accepts words of later layers; this call does not).
+ * Returns -EINVAL, changing nothing, for an unknown word. Ownership: spec
+ * is borrowed for the call. Thread safety: any thread.
  */
 REAP_API REAP_NODISCARD int reap_debug_set(const char *spec);
 
-/* The current debug flags (REAP_DEBUG_*). Any thread. */
+/* The current debug flags (REAP_DEBUG_*). Ownership: nothing is taken or
+ * returned. Thread safety: any thread. */
 REAP_API unsigned reap_debug_flags(void);
 
 /*
@@ -243,7 +256,9 @@ REAP_API unsigned reap_debug_flags(void);
  * calls the hook with a message naming the creation site and the first
  * close site, then abort(). The hook may end the process or longjmp away;
  * if it returns, reap aborts. NULL restores the default, which prints the
- * message to stderr. Thread safety: set it before threads use reap.
+ * message to stderr. Ownership: borrows ctx until the hook is replaced;
+ * msg is valid during the call only. Thread safety: set it before threads
+ * use reap.
  */
 typedef void (*reap_misuse_fn)(const char *msg, void *ctx);
 REAP_API void reap_set_misuse_hook(reap_misuse_fn fn, void *ctx);
@@ -251,8 +266,10 @@ REAP_API void reap_set_misuse_hook(reap_misuse_fn fn, void *ctx);
 /*
  * The report hook receives diagnostics that are not failures of the
  * caller: error chains that nobody retrieved, the exit-time leak report.
- * NULL restores the default, which writes the text to stderr. Thread
- * safety: the hook is called from any thread, one report at a time.
+ * NULL restores the default, which writes the text to stderr. Ownership:
+ * borrows ctx until the hook is replaced; text is valid during the call
+ * only. Thread safety: set it before threads use reap; the hook is called
+ * from any thread, one report at a time.
  */
 typedef void (*reap_report_fn)(const char *text, void *ctx);
 REAP_API void reap_set_report_hook(reap_report_fn fn, void *ctx);

@@ -41,7 +41,8 @@ typedef struct reap_ledger_stat {
 
 /*
  * Live tracked resources of every type. Exact when no other thread is
- * registering or releasing at the same moment. Thread safety: any thread.
+ * registering or releasing at the same moment. Ownership: nothing is taken
+ * or returned. Thread safety: any thread.
  */
 REAP_API size_t reap_ledger_count(void);
 
@@ -83,13 +84,15 @@ REAP_API size_t reap_ledger_report(FILE *f, unsigned flags);
 /*
  * Switch recording on or off at run time. Resources registered while the
  * ledger is off are neither counted nor reported, even after it is
- * switched back on. Thread safety: any thread; takes effect for each
- * thread at its next registration.
+ * switched back on. Ownership: nothing is taken or returned.
+ * Thread safety: any thread; takes effect for each thread at its next
+ * registration.
  */
 REAP_API void reap_ledger_enable(bool on);
 REAP_API bool reap_ledger_enabled(void);
 
-/* True if the ledger was compiled in. */
+/* True if the ledger was compiled in. Ownership: nothing is taken or
+ * returned. Thread safety: any thread. */
 REAP_API bool reap_ledger_compiled(void);
 
 /*

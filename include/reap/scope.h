@@ -63,8 +63,9 @@ struct reap_type {
 };
 #define REAP_TYPE_INIT(name, describe) {(name), (describe), 0}
 
-/* Built-in types, by name: "scope", "defer", "fd", "FILE", "memory",
- * "mutex". */
+/* Built-in types, by name: "defer", "fd", "FILE", "memory", "mutex"
+ * (scopes count as "scope"). Ownership: static, reap's; pass their
+ * address. Thread safety: any thread. */
 REAP_API extern reap_type reap_type_defer, reap_type_fd, reap_type_file,
 	reap_type_memory, reap_type_mutex;
 
@@ -260,25 +261,41 @@ REAP_API REAP_NODISCARD int reap_cleanup_move(reap_cleanup **h,
 /* ------------------------------------------------------------------ */
 /* Ready cleanups for common resources                                   */
 
-/* close(fd) at scope close; a failing close() is chained as an error. */
+/*
+ * The ready cleanups. Each registers one resource like reap_defer(), with
+ * its own type, and releases it at close: close(fd), fclose(f), free(p),
+ * or pthread_mutex_unlock(m) of a mutex the caller holds. A failing
+ * close(), fclose() or unlock is chained as an error with a message.
+ * Errors: -EBADF for a negative fd, -EINVAL for a NULL pointer, -ENOMEM;
+ * a failed call leaves the resource to the caller. Ownership: s takes the
+ * resource; the handle is borrowed as with reap_defer(). Thread safety:
+ * owner thread of s.
+ */
+
+/* close(fd) at scope close. Ownership: s takes fd. Thread safety: owner
+ * thread of s. */
 #define reap_defer_fd(s, fd, h) reap_defer_fd_at((s), (fd), (h), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_defer_fd_at(reap_scope *s, int fd,
 					     reap_cleanup **h,
 					     const reap_site *site);
 
-/* fclose(f) at scope close; a failing fclose() is chained as an error. */
+/* fclose(f) at scope close. Ownership: s takes f. Thread safety: owner
+ * thread of s. */
 #define reap_defer_file(s, f, h) reap_defer_file_at((s), (f), (h), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_defer_file_at(reap_scope *s, FILE *f,
 					       reap_cleanup **h,
 					       const reap_site *site);
 
-/* free(p) at scope close, for memory from malloc(). */
+/* free(p) at scope close, for memory from malloc(). Ownership: s takes
+ * p. Thread safety: owner thread of s. */
 #define reap_defer_free(s, p, h) reap_defer_free_at((s), (p), (h), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_defer_free_at(reap_scope *s, void *p,
 					       reap_cleanup **h,
 					       const reap_site *site);
 
-/* pthread_mutex_unlock(m) at scope close, for a mutex the caller holds. */
+/* pthread_mutex_unlock(m) at scope close, for a mutex the caller holds.
+ * Ownership: s takes the holding of m, not m. Thread safety: owner thread
+ * of s, which must be the thread holding m. */
 #define reap_defer_unlock(s, m, h) reap_defer_unlock_at((s), (m), (h), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_defer_unlock_at(reap_scope *s,
 						 pthread_mutex_t *m,
@@ -298,7 +315,8 @@ REAP_API void *reap_scope_alloc(reap_scope *s, size_t size)
 	__attribute__((malloc, alloc_size(2)));
 
 /* Copy a string into memory owned by s. NULL (errno ENOMEM) on failure.
- * Same ownership and thread safety as reap_scope_alloc(). */
+ * Ownership: s owns the copy; str is borrowed. Thread safety: owner thread
+ * of s. */
 REAP_API char *reap_scope_strdup(reap_scope *s, const char *str)
 	__attribute__((malloc));
 
