@@ -34,18 +34,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 have_lib talloc libtalloc-dev || need+=(libtalloc-dev)
 have_lib apr-1 libapr1-dev || need+=(libapr1-dev)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-if [ ${#need[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "== installing: ${need[*]}"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	else
-		echo "make bench needs: ${need[*]}" >&2
-		echo "install them as root with:" >&2
-		echo "  apt-get update -qq && apt-get install -y -qq ${need[*]}" >&2
-		exit 1
-	fi
-fi
+. scripts/need.sh
+need_install "make bench" ${need[@]+"${need[@]}"}
 
 # --- build --------------------------------------------------------------
 # -O2 for reap as for the bench programs: the peers come from Debian,

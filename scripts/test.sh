@@ -12,19 +12,12 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v gcc >/dev/null || need+=(gcc)
 command -v clang >/dev/null || need+=(clang)
 command -v pkg-config >/dev/null || need+=(pkg-config)
-[ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a ] ||
-	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.asan-*.a >/dev/null 2>&1 ||
+command -v nm >/dev/null || need+=(binutils)
+# clang's sanitizer runtimes (ASan, UBSan, TSan)
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a >/dev/null 2>&1 ||
 	need+=(libclang-rt-14-dev)
-if [ ${#need[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "== installing: ${need[*]}"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	else
-		echo "make test needs: ${need[*]} (as root: apt-get install ${need[*]})" >&2
-		exit 1
-	fi
-fi
+. scripts/need.sh
+need_install "make test" ${need[@]+"${need[@]}"}
 
 run_suite() { # name, ctest args, cmake args...
 	local name=$1 args=$2; shift 2
