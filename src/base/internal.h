@@ -211,6 +211,7 @@ struct reap_scope {
 	unsigned shard;
 	reap_scope *reg_prev, *reg_next;
 	reap_scope *closing_next; /* this thread's stack of closing scopes */
+	char closed_name[24];     /* the name, kept for misuse reports */
 };
 
 /* Per-thread state: lives in thread-local storage, never allocated. */

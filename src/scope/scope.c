@@ -3,7 +3,10 @@
  *
  * A scope keeps its cleanups on a stack of chunks. Opening a child scope
  * pushes an entry for it on the parent's stack, so children and cleanups
- * interleave in one order of creation, and close simply pops that stack:
+ * interleave in one order of creation, and close simply pops that stack.
+ * An entry is 16 bytes: its argument, its creation time, and a key that
+ * names its function, type and call site (site.c); its owner is found
+ * from the chunk it lives in (internal.h).
  *
  *   - Close pops one entry at a time and runs it. A cleanup may register
  *     more cleanups (they land on top and run next), cancel or run older
@@ -43,10 +46,11 @@ static REAP_NORETURN void misuse_scope(const reap_scope *s, const char *what,
 	char path[256];
 
 	if (s->magic == S_CLOSED) {
+		/* Its name went with its memory; a copy was kept. */
 		reap__misuse("%s at %s:%d in %s(): scope %s was created at %s:%d in "
 			     "%s() and first closed at %s:%d in %s()",
 			     what, site->file, site->line, site->func,
-			     s->name ? s->name : "(unnamed)",
+			     s->closed_name[0] ? s->closed_name : "(unnamed)",
 			     s->site ? s->site->file : "?", s->site ? s->site->line : 0,
 			     s->site ? s->site->func : "?",
 			     s->close_site ? s->close_site->file : "?",
@@ -935,6 +939,13 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 	s->chunk = s->spare = NULL;
 	set_top(s, NULL, NULL);
 	s->nchunks = 0;
+	if (s->flags & SF_STATIC) {
+		/* A root's name may have been set in its memory, freed next. */
+		s->name = s == &reap__root ? "root" : "thread";
+	} else if (s->name != NULL) {
+		snprintf(s->closed_name, sizeof s->closed_name, "%s", s->name);
+		s->name = NULL; /* it lives in the memory freed next */
+	}
 	arena_free(&s->arena);
 	s->err = 0;
 	if (unlikely(err != 0 && (chain == NULL || chain->code != err))) {

@@ -577,7 +577,7 @@ static void double_close(void *arg)
 	reap_scope *s;
 
 	(void)arg;
-	if (reap_scope_open(NULL, &s) != 0)
+	if (reap_scope_open(NULL, &s) != 0 || reap_scope_name(s, "victim") != 0)
 		return;
 	reap_scope_close(s);
 	reap_scope_close(s);
@@ -642,6 +642,7 @@ TEST(misuse_aborts_naming_both_sites)
 	m = test_expect_misuse(double_close, NULL);
 	ASSERT_NOT_NULL(m);
 	ASSERT_CONTAINS(m, "double close");
+	ASSERT_CONTAINS(m, "scope victim"); /* its name outlives its memory */
 	ASSERT_CONTAINS(m, "test_scope.c");
 	ASSERT_CONTAINS(m, "created at");
 	ASSERT_CONTAINS(m, "first closed at");
