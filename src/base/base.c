@@ -528,11 +528,11 @@ static void at_exit(void)
 			fclose(m);
 		}
 	}
-	if (ts->is_main) {
-		reap__scope_close_root(&reap__root);
-		reap__scope_free_quarantine(ts);
-		reap__block_cache_drain(ts);
-	}
+	/* Whichever thread called exit() closes the process root: no
+	 * other thread will, and the root's owner rule ends with the process. */
+	reap__scope_close_root(&reap__root);
+	reap__scope_free_quarantine(ts);
+	reap__block_cache_drain(ts);
 	if (text != NULL) {
 		if (leaks > 0)
 			reap__report_text(text);

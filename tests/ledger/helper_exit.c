@@ -6,11 +6,14 @@
  * /dev/null and a plain deferred cleanup that prints a marker when it runs
  * (at exit, when reap closes the root scope). It prints the lines of the
  * three creating calls first, so that the test can look for them in the
- * report.
+ * report. "exit-in-thread" registers a cleanup in the process root and
+ * has a second thread call exit().
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +45,20 @@ __attribute__((destructor)) static void after_reap(void)
 }
 
 static void noop(void *arg) { (void)arg; }
+
+static void root_cleanup(void *arg)
+{
+	(void)arg;
+	printf("helper_exit: root cleanup ran\n");
+	fflush(stdout);
+}
+
+/* "exit-in-thread": another thread ends the process while main waits. */
+static void *exit_from_thread(void *arg)
+{
+	(void)arg;
+	exit(0);
+}
 
 int main(int argc, char **argv)
 {
@@ -78,6 +95,15 @@ int main(int argc, char **argv)
 		printf("helper_exit: clean\n");
 		fflush(stdout);
 		return 0;
+	}
+	if (strcmp(mode, "exit-in-thread") == 0) {
+		pthread_t t;
+
+		if (reap_defer(NULL, root_cleanup, NULL, NULL) < 0 ||
+		    pthread_create(&t, NULL, exit_from_thread, NULL) != 0)
+			return 1;
+		pthread_join(t, NULL); /* never returns: the thread exits */
+		return 3;
 	}
 	printf("helper_exit: unknown mode \"%s\"\n", mode);
 	return 2;

@@ -787,6 +787,16 @@ TEST(a_clean_exit_reports_nothing_even_when_strict)
 	free(r.out);
 }
 
+/* exit() from a thread other than main still closes the process root. */
+TEST(exit_from_another_thread_closes_the_process_root)
+{
+	struct run r = run_helper("exit-in-thread", "leaks");
+
+	expect_exit(&r, 0);
+	ASSERT_CONTAINS(r.out, "helper_exit: root cleanup ran\n");
+	free(r.out);
+}
+
 /* REAP_DEBUG=ledger:off at start-up: nothing is counted, so nothing is
  * reported or fails the exit, even in strict mode. */
 TEST(exit_with_the_ledger_off_reports_nothing)
