@@ -131,6 +131,10 @@ Targets met: $met of $total.
 - reap: $commit
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 EOF
+	if [ -f bench/notes.md ]; then
+		echo
+		cat bench/notes.md
+	fi
 } >"$md"
 
 # --- docs/benchmarks.png ---------------------------------------------------
