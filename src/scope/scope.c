@@ -307,8 +307,9 @@ static __attribute__((noinline)) int defer_slow_exit(reap_scope *s,
 
 /*
  * The fast path: same call site, function and type as the thread's last
- * registration, an open scope, room left in the top segment. It makes no
- * call but a tail call (to the slow path, or to fold the counters). The
+ * registration, and an open scope. It calls out only to step to the next
+ * segment (every 31 entries), to fold the counters (every 64) or to take
+ * the slow path. The
  * thread's last key starts as a sentinel that no caller can pass, so a
  * thread that has not registered yet, or a NULL argument, always takes
  * the slow path.
@@ -322,13 +323,16 @@ defer_fast(reap_scope *s, reap_type *type, void *fn,
 	reap_cleanup *e;
 	unsigned flags = F_LIVE | kind << 2;
 
-	if (unlikely(ts == NULL || s == NULL || ts->last.site != site || ts->last.fn != fn ||
-		     ts->last.type != type || s->magic != S_OPEN ||
-		     s->top == s->limit)) {
+	if (unlikely(ts == NULL || s == NULL || ts->last.site != site ||
+		     ts->last.fn != fn || ts->last.type != type ||
+		     s->magic != S_OPEN)) {
 		if (kind == E_PLAIN)
 			return defer_slow_plain(s, type, fn, arg, h, site);
 		return defer_slow_exit(s, type, fn, arg, h, site);
 	}
+	/* The end of a segment (every 31 entries): step to the next. */
+	if (unlikely(s->top == s->limit) && unlikely(advance(s) < 0))
+		return -ENOMEM;
 	e = s->top;
 	WR(e->arg, arg);
 	if (reap__ledger_active()) {
@@ -461,7 +465,9 @@ int reap_cleanup_move(reap_cleanup **h, reap_scope *dst)
 
 #define ARENA_BIG 1024
 
-void *reap_scope_alloc(reap_scope *s, size_t size)
+/* The careful path of reap_scope_alloc: any scope state, any size, a new
+ * block. */
+static __attribute__((noinline)) void *scope_alloc_slow(reap_scope *s, size_t size)
 {
 	struct reap__arena *a;
 	struct reap__block *b;
@@ -476,7 +482,7 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 		return NULL;
 	}
 	size = size == 0 ? 16 : (size + 15) & ~(size_t)15;
-	if (likely((size_t)(a->end - a->cur) >= size)) {
+	if ((size_t)(a->end - a->cur) >= size) {
 		p = a->cur;
 		a->cur += size;
 		WR(a->bytes, a->bytes + size);
@@ -503,6 +509,24 @@ void *reap_scope_alloc(reap_scope *s, size_t size)
 	a->blocks = b;
 	WR(a->bytes, a->bytes + size);
 	return b->data;
+}
+
+void *reap_scope_alloc(reap_scope *s, size_t size)
+{
+	/* Fast path: an open scope, 1 to ARENA_BIG bytes, room in the block. */
+	if (likely(s != NULL && s->magic == S_OPEN && size - 1 < ARENA_BIG)) {
+		struct reap__arena *a = &s->arena;
+		size_t n = (size + 15) & ~(size_t)15;
+
+		if (likely(n <= (size_t)(a->end - a->cur))) {
+			void *p = a->cur;
+
+			a->cur += n;
+			WR(a->bytes, a->bytes + n);
+			return p;
+		}
+	}
+	return scope_alloc_slow(s, size);
 }
 
 char *reap_scope_strdup(reap_scope *s, const char *str)
