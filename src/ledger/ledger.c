@@ -454,7 +454,7 @@ static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 	struct reap__chunk *chunks[64], *c;
 	reap_cleanup *top = __atomic_load_n(&s->top, __ATOMIC_ACQUIRE);
 	size_t nc = 0, n = 0, cap = 64;
-	reap_cleanup **v = malloc(cap * sizeof *v);
+	reap_cleanup **v = reap_malloc(cap * sizeof *v);
 
 	*out = NULL;
 	if (v == NULL)
@@ -473,7 +473,7 @@ static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 			if (reap__is_seg_header(e) || !(RD(e->kf) & F_LIVE))
 				continue;
 			if (n == cap) {
-				reap_cleanup **nv = realloc(v, 2 * cap * sizeof *v);
+				reap_cleanup **nv = reap_realloc(v, 2 * cap * sizeof *v);
 
 				if (nv == NULL)
 					break;
@@ -573,7 +573,7 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 	}
 	for (size_t i = 0; i < n; i++)
 		tree_entry(r, s, v[i], prefix, i + 1 == n);
-	free(v);
+	reap_free(v);
 }
 
 static void leak_header(struct report *r, const char *what, const char *desc,
@@ -627,12 +627,12 @@ static void leaks_scope(struct report *r, reap_scope *s)
 		r->count++;
 		r->per_type[k->type_id]++;
 	}
-	free(v);
+	reap_free(v);
 }
 
 size_t reap_ledger_report(FILE *f, unsigned flags)
 {
-	struct report *r = calloc(1, sizeof *r);
+	struct report *r = reap_calloc(1, sizeof *r);
 	size_t cap = 256, count;
 
 	if (r == NULL)
@@ -644,16 +644,16 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 	r->now_ns = reap_now_ns();
 	if (!REAP_WITH_LEDGER) {
 		fprintf(f, "reap: the ledger was compiled out (REAP_LEDGER=OFF)\n");
-		free(r);
+		reap_free(r);
 		return 0;
 	}
-	r->scopes = malloc(cap * sizeof *r->scopes);
+	r->scopes = reap_malloc(cap * sizeof *r->scopes);
 	for (int k = 0; k < NSHARDS; k++)
 		pthread_mutex_lock(&shards[k].lock);
 	for (int k = 0; k < NSHARDS && r->scopes != NULL; k++) {
 		for (reap_scope *s = shards[k].head; s != NULL; s = s->reg_next) {
 			if (r->nscopes == cap) {
-				reap_scope **nv = realloc(r->scopes, 2 * cap * sizeof *nv);
+				reap_scope **nv = reap_realloc(r->scopes, 2 * cap * sizeof *nv);
 
 				if (nv == NULL)
 					break;
@@ -728,8 +728,8 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 				(unsigned long long)st[i].peak);
 	}
 	count = r->count;
-	free(r->scopes);
-	free(r);
+	reap_free(r->scopes);
+	reap_free(r);
 	return count;
 }
 
