@@ -9,9 +9,9 @@
  * LeakSanitizer-style report that names the user's own lines.
  *
  * Creation times: a scope's is read from the clock when it opens. A
- * cleanup's comes from a coarse clock that each thread reads when it
- * opens a scope and at every 16th registration, so it may be early by the
- * time since the thread last did either.
+ * cleanup's comes from a coarse clock that each thread reads when it opens
+ * a scope and every 64 registrations or releases, so it may be early by
+ * the time since the thread last did either.
  *
  * Cost: registration and release take no lock. Counters are kept per
  * thread and folded into process-wide totals every 64 operations (the
