@@ -71,9 +71,10 @@ static void open_ok(reap_scope *parent, reap_scope **out)
 /* ------------------------------------------------------------------ */
 /* reap_scope_open                                                      */
 
-/* Open a child of a parent holding `prefill` cleanups: 0 (the parent has
- * no chunk yet), 16 and 80 (its chunks are exactly full). */
-static void sweep_open(int prefill)
+/* Open a child of a parent holding `prefill` cleanups. Returns how many
+ * allocations the open needed: 1 (the scope) or 2 (also a new chunk for
+ * the parent's stack). */
+static int sweep_open(int prefill)
 {
 	int failures = 0;
 
@@ -111,6 +112,7 @@ static void sweep_open(int prefill)
 		ASSERT_EQ_INT(runs, prefill);
 	}
 	ASSERT_GE_INT(failures, 1);
+	return failures;
 }
 
 TEST(oom_scope_open_first_child)
@@ -118,14 +120,18 @@ TEST(oom_scope_open_first_child)
 	sweep_open(0);
 }
 
-TEST(oom_scope_open_when_the_parents_first_chunk_is_full)
+/* Every fill level of the parent up to 160 cleanups, so that the sweep
+ * crosses each boundary of its stack's storage, wherever the layout puts
+ * them: at some levels the open must also fail for the parent's new
+ * chunk, and leave the parent as it was. */
+TEST(oom_scope_open_at_every_fill_level_of_the_parent)
 {
-	sweep_open(16);
-}
+	int growths = 0;
 
-TEST(oom_scope_open_when_the_parents_second_chunk_is_full)
-{
-	sweep_open(80);
+	for (int prefill = 0; prefill <= 160; prefill++)
+		if (sweep_open(prefill) == 2)
+			growths++;
+	ASSERT_GE_INT(growths, 2);
 }
 
 TEST(oom_scope_open_under_the_current_scope)
