@@ -413,6 +413,7 @@ struct report {
 	uint32_t now_ms;
 	uint64_t now_ns;
 	uint32_t self_tid;
+	int depth; /* of the scope being drawn in the tree */
 	size_t count;
 	size_t per_type[REAP__MAX_TYPES];
 };
@@ -504,6 +505,8 @@ static void describe(struct report *r, reap_scope *s, reap_cleanup *e,
 		t->describe(RD(e->arg), buf, len);
 }
 
+#define TREE_DEPTH 100 /* deepest nesting the tree draws */
+
 static void tree_scope(struct report *r, reap_scope *s, const char *prefix);
 
 static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
@@ -519,7 +522,16 @@ static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
 		reap_scope *c = RD(e->arg);
 
 		if (registered(r, c) && __atomic_load_n(&c->parent, __ATOMIC_ACQUIRE) == s) {
+			/* Bounded depth: the report must not exhaust the
+			 * reporting thread's stack on a pathological tree. */
+			if (r->depth >= TREE_DEPTH) {
+				fprintf(r->f, "... (scopes nested deeper than %d levels "
+					      "not shown)\n", TREE_DEPTH);
+				return;
+			}
+			r->depth++;
 			tree_scope(r, c, sub);
+			r->depth--;
 			return;
 		}
 		fprintf(r->f, "scope (opened while the ledger was off)\n");

@@ -843,108 +843,57 @@ void reap__scope_free_quarantine(struct reap__tstate *ts)
 
 static void report_chain(const reap_site *site, reap_error *chain);
 
-static int close_scope(reap_scope *s, const reap_site *site, int in_err,
-		       reap_error *in_chain, reap_error **out_chain, int internal)
+/*
+ * Is s an ancestor of c, where c is closing on this thread? The walk
+ * stops at the first closing ancestor: that one is on the same stack of
+ * closing scopes and is checked in its own turn. So a close nested d
+ * deep costs O(d), not O(d^2) per scope.
+ */
+static int closes_under(const reap_scope *s, const reap_scope *c)
 {
-	struct reap__tstate *ts = reap__ts();
-	int err;
-	reap_error *chain;
-
-	if (unlikely(s->magic != S_OPEN)) {
-		if (s->magic == S_CLOSED)
-			misuse_scope(s, "double close", site);
-		if (s->magic == S_CLOSING)
-			misuse_scope(s, "close of a scope that is already closing",
-				     site);
-		misuse_scope(s, "close", site);
+	for (const reap_scope *p = c->parent; p != NULL; p = p->parent) {
+		if (p == s)
+			return 1;
+		if (p->magic == S_CLOSING)
+			return 0;
 	}
-	if (unlikely((s->flags & SF_ROOT) && !internal))
-		misuse_scope(s, "close of a root scope by hand (roots close at "
-			     "thread and process exit)", site);
-	for (reap_scope *c = ts->closing; c != NULL; c = c->closing_next) {
-		if (is_ancestor(s, c)) {
-			char a[256], b[256];
+	return 0;
+}
 
-			reap__misuse("closing %s at %s:%d in %s() from inside the "
-				     "close of its descendant %s (created at %s:%d "
-				     "in %s()) would run cleanups out of order",
-				     sname(s, a, sizeof a), site->file, site->line,
-				     site->func, sname(c, b, sizeof b),
-				     c->site ? c->site->file : "?",
-				     c->site ? c->site->line : 0,
-				     c->site ? c->site->func : "?");
-		}
-	}
+/* Start closing s: mark it, push it on this thread's stack of closing
+ * scopes, and put its own error in flight over the inherited one. */
+static void close_begin(struct reap__tstate *ts, reap_scope *s,
+			const reap_site *site, int *err, reap_error **chain)
+{
+	int own = s->err;
+	reap_error *own_chain = s->chain;
+
 	s->magic = S_CLOSING;
 	s->close_site = site;
 	s->closing_next = ts->closing;
 	ts->closing = s;
-
-	/* The error in flight: the scope's own, over the one it inherits. */
-	err = s->err;
-	chain = s->chain;
 	s->chain = NULL;
-	if (in_err != 0) {
-		if (err == 0) {
-			err = in_err;
-			chain = in_chain;
-		} else if (chain == NULL) {
-			chain = in_chain;
-		} else {
-			reap_error *t = chain;
+	if (own == 0)
+		return;
+	if (*err != 0 && own_chain != NULL) {
+		reap_error *t = own_chain;
 
-			while (t->cause != NULL)
-				t = (reap_error *)t->cause;
-			t->cause = in_chain;
-		}
+		while (t->cause != NULL)
+			t = (reap_error *)t->cause;
+		t->cause = *chain;
+		*chain = own_chain;
+	} else if (*err == 0) {
+		*chain = own_chain;
 	}
+	*err = own;
+}
 
-	/* Pop and run, newest first. The inner loop walks one segment down;
-	 * whenever a cleanup moved the top (it registered, cancelled or ran
-	 * entries of this scope), the outer loop finds the new top. */
-	for (reap_cleanup *e; (e = below_top(s)) != NULL;) {
-		struct reap__chunk *c = s->chunk;
-		reap_cleanup *lo = (reap_cleanup *)((uintptr_t)e & ~(uintptr_t)(REAP__SEG - 1)) + 1;
-
-		if (lo < reap__chunk_first(c) && e >= reap__chunk_first(c))
-			lo = reap__chunk_first(c);
-		s->limit = seg_end(e);
-		for (;; e--) {
-			const struct reap__key *k;
-			uint32_t kf;
-			void *arg;
-
-			__atomic_store_n(&s->top, e, __ATOMIC_RELEASE);
-			kf = e->kf;
-			if (kf & F_LIVE) {
-				arg = e->arg;
-				retire(ts, e, kf);
-				k = &reap__keys[KF_KEY(kf)];
-				switch (F_KIND_OF(kf)) {
-				case E_PLAIN:
-					((reap_cleanup_fn)k->fn)(arg);
-					break;
-				case E_EXIT:
-					run_exit(s, (reap_exit_fn)k->fn, arg, k->site,
-						 &err, &chain);
-					break;
-				case E_CHILD: {
-					reap_scope *child = arg;
-
-					child->self = NULL; /* its entry is gone */
-					err = close_scope(child, site, err, chain,
-							  &chain, 1);
-					break;
-				}
-				}
-				if (s->top != e || s->chunk != c)
-					break;
-			}
-			if (e == lo)
-				break;
-		}
-	}
-
+/* Finish closing s, whose stack is empty: leave the closing stack and the
+ * parent, the ledger, free the memory, and make the chain in flight start
+ * with the error in flight. */
+static void close_end(struct reap__tstate *ts, reap_scope *s, int *err,
+		      reap_error **chain)
+{
 	reap__count_settle(ts);
 	ts->closing = s->closing_next;
 	s->closing_next = NULL;
@@ -972,21 +921,20 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 	}
 	arena_free(&s->arena);
 	s->err = 0;
-	if (unlikely(err != 0 && (chain == NULL || chain->code != err))) {
+	if (unlikely(*err != 0 && (*chain == NULL || (*chain)->code != *err))) {
 		/* A link could not be made when err was raised; the chain
 		 * handed on must still start with err. */
-		reap_error *link = reap__error_new(err, s->close_site, NULL, NULL,
-						   chain);
+		reap_error *link = reap__error_new(*err, s->close_site, NULL, NULL,
+						   *chain);
 
 		if (link != NULL) {
-			chain = link;
-		} else if (chain != NULL) {
-			report_chain(s->close_site, chain);
-			reap_error_free(chain);
-			chain = NULL;
+			*chain = link;
+		} else if (*chain != NULL) {
+			report_chain(s->close_site, *chain);
+			reap_error_free(*chain);
+			*chain = NULL;
 		}
 	}
-	*out_chain = chain;
 	if (s->flags & SF_STATIC) {
 		/* A root: ready for late users, if any, until its owner ends. */
 		s->magic = S_OPEN;
@@ -995,6 +943,106 @@ static int close_scope(reap_scope *s, const reap_site *site, int in_err,
 		s->magic = S_CLOSED;
 		quarantine(ts, s);
 	}
+}
+
+/*
+ * Close s and everything under it. Children are closed without recursion,
+ * so that no depth of nesting can exhaust the stack: descending into a
+ * child only pushes it on the closing stack, which also leads back up.
+ * The child takes over the error in flight and hands its result back, so
+ * one (err, chain) pair serves the whole walk.
+ */
+static int close_scope(reap_scope *s, const reap_site *site,
+		       reap_error **out_chain, int internal)
+{
+	struct reap__tstate *ts = reap__ts();
+	reap_error *chain = NULL;
+	reap_scope *cur = s;
+	int err = 0;
+
+	if (unlikely(s->magic != S_OPEN)) {
+		if (s->magic == S_CLOSED)
+			misuse_scope(s, "double close", site);
+		if (s->magic == S_CLOSING)
+			misuse_scope(s, "close of a scope that is already closing",
+				     site);
+		misuse_scope(s, "close", site);
+	}
+	if (unlikely((s->flags & SF_ROOT) && !internal))
+		misuse_scope(s, "close of a root scope by hand (roots close at "
+			     "thread and process exit)", site);
+	for (reap_scope *c = ts->closing; c != NULL; c = c->closing_next) {
+		if (closes_under(s, c)) {
+			char a[256], b[256];
+
+			reap__misuse("closing %s at %s:%d in %s() from inside the "
+				     "close of its descendant %s (created at %s:%d "
+				     "in %s()) would run cleanups out of order",
+				     sname(s, a, sizeof a), site->file, site->line,
+				     site->func, sname(c, b, sizeof b),
+				     c->site ? c->site->file : "?",
+				     c->site ? c->site->line : 0,
+				     c->site ? c->site->func : "?");
+		}
+	}
+	close_begin(ts, s, site, &err, &chain);
+
+	/* Pop and run, newest first. The inner loop walks one segment down;
+	 * whenever a cleanup moved the top (it registered, cancelled or ran
+	 * entries of this scope), the outer loop finds the new top. */
+	for (;;) {
+		reap_cleanup *e = below_top(cur);
+		struct reap__chunk *c;
+		reap_cleanup *lo;
+
+		if (e == NULL) {
+			reap_scope *up = cur->closing_next;
+
+			close_end(ts, cur, &err, &chain);
+			if (cur == s)
+				break;
+			cur = up; /* back to the parent that was closing it */
+			continue;
+		}
+		c = cur->chunk;
+		lo = (reap_cleanup *)((uintptr_t)e & ~(uintptr_t)(REAP__SEG - 1)) + 1;
+		if (lo < reap__chunk_first(c) && e >= reap__chunk_first(c))
+			lo = reap__chunk_first(c);
+		cur->limit = seg_end(e);
+		for (;; e--) {
+			const struct reap__key *k;
+			uint32_t kf;
+			void *arg;
+
+			__atomic_store_n(&cur->top, e, __ATOMIC_RELEASE);
+			kf = e->kf;
+			if (kf & F_LIVE) {
+				arg = e->arg;
+				retire(ts, e, kf);
+				k = &reap__keys[KF_KEY(kf)];
+				if (F_KIND_OF(kf) == E_CHILD) {
+					reap_scope *child = arg;
+
+					if (unlikely(child->magic != S_OPEN))
+						misuse_scope(child, "close", site);
+					child->self = NULL; /* its entry is gone */
+					close_begin(ts, child, site, &err, &chain);
+					cur = child;
+					break;
+				}
+				if (F_KIND_OF(kf) == E_PLAIN)
+					((reap_cleanup_fn)k->fn)(arg);
+				else
+					run_exit(cur, (reap_exit_fn)k->fn, arg, k->site,
+						 &err, &chain);
+				if (cur->top != e || cur->chunk != c)
+					break;
+			}
+			if (e == lo)
+				break;
+		}
+	}
+	*out_chain = chain;
 	return err;
 }
 
@@ -1020,13 +1068,13 @@ int reap_scope_close_err_at(reap_scope *s, reap_error **chain,
 			    const reap_site *site)
 {
 	*chain = NULL;
-	return close_scope(s, site, 0, NULL, chain, 0);
+	return close_scope(s, site, chain, 0);
 }
 
 int reap_scope_close_at(reap_scope *s, const reap_site *site)
 {
 	reap_error *chain = NULL;
-	int err = close_scope(s, site, 0, NULL, &chain, 0);
+	int err = close_scope(s, site, &chain, 0);
 
 	if (unlikely(chain != NULL)) {
 		if (chain->cause != NULL)
@@ -1043,7 +1091,7 @@ void reap__scope_close_root(reap_scope *root)
 
 	/* Cleanups run at exit may register more; close until none remain. */
 	for (int pass = 0; pass < 4; pass++) {
-		int err = close_scope(root, &exit_site, 0, NULL, &chain, 1);
+		int err = close_scope(root, &exit_site, &chain, 1);
 
 		if (err != 0 || chain != NULL)
 			report_chain(&exit_site, chain);
@@ -1142,7 +1190,7 @@ void reap__with_exit(reap_with *w)
 		return;
 	if (w->rc != NULL && *w->rc < 0)
 		reap_scope_failf_at(w->scope, *w->rc, w->site, NULL);
-	final = close_scope(w->scope, w->site, 0, NULL, &chain, 0);
+	final = close_scope(w->scope, w->site, &chain, 0);
 	/* With rc, the caller gets the code and a lone error needs no
 	 * report; without, every error goes to the report hook. */
 	if (chain != NULL && (w->rc == NULL || chain->cause != NULL))
