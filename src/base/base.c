@@ -248,6 +248,37 @@ void *reap__block_alloc(size_t size)
 	return reap_malloc(size);
 }
 
+/*
+ * A block aligned to align (a power of two, at most 4096). With the
+ * default allocator it comes from posix_memalign at its exact size; with
+ * a user's allocator, which has no aligned call, size + align - 16 bytes
+ * are allocated and the caller aligns inside them. *bytes receives the
+ * size to pass back to reap__block_free(); the returned pointer is what
+ * to free, and aligning it up gives the block.
+ */
+void *reap__block_alloc_aligned(size_t size, size_t align, size_t *bytes)
+{
+	struct reap__tstate *ts;
+	void *p;
+
+	if (alloc_hook.malloc != sys_malloc) {
+		*bytes = size + align - 16;
+		return reap__block_alloc(*bytes);
+	}
+	/* Odd: no size of an unaligned block (a multiple of 16) matches. */
+	*bytes = size | 1;
+	ts = reap__ts();
+	for (unsigned i = 0; i < REAP__CACHE_SIZES; i++)
+		if (ts->bcache[i].size == *bytes && ts->bcache[i].head != NULL)
+			return reap__block_alloc(*bytes);
+	if (unlikely(fault_hit()) || posix_memalign(&p, align, size) != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+	return p;
+}
+
 void reap__block_free(void *p, size_t size)
 {
 	struct reap__tstate *ts = &reap__ts_tls;

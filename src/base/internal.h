@@ -44,6 +44,7 @@ void reap__free_forgotten(void *p);
 
 /* Blocks of a few fixed sizes, cached per thread (see base.c). */
 void *reap__block_alloc(size_t size);
+void *reap__block_alloc_aligned(size_t size, size_t align, size_t *bytes);
 void reap__block_free(void *p, size_t size);
 struct reap__tstate;
 void reap__block_cache_drain(struct reap__tstate *ts);

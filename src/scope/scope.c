@@ -90,8 +90,9 @@ static uint32_t chunk_nseg(unsigned nchunks)
 
 static struct reap__chunk *chunk_new(reap_scope *owner, uint32_t nseg)
 {
-	size_t bytes = (size_t)nseg * REAP__SEG + REAP__SEG - 16;
-	void *base = reap__block_alloc(bytes);
+	size_t bytes;
+	void *base = reap__block_alloc_aligned((size_t)nseg * REAP__SEG, REAP__SEG,
+					       &bytes);
 	struct reap__chunk *c;
 
 	if (base == NULL)
