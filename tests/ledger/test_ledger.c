@@ -808,3 +808,24 @@ TEST(exit_with_the_ledger_off_reports_nothing)
 	ASSERT_CONTAINS(r.out, "helper_exit: leaked cleanup ran\n");
 	free(r.out);
 }
+
+/* A very deep owner chain: the tree report stays bounded (it says where it
+ * stopped) and the leak list still names every scope. */
+TEST(tree_report_of_a_very_deep_chain_is_bounded)
+{
+	reap_scope *top, *s;
+	char *text;
+	size_t count;
+
+	ASSERT_OK(reap_scope_open(NULL, &top));
+	s = top;
+	for (int i = 0; i < 5000; i++)
+		ASSERT_OK(reap_scope_open(s, &s));
+	text = report(REAP_REPORT_TREE, &count);
+	ASSERT_CONTAINS(text, "nested deeper than");
+	free(text);
+	text = report(REAP_REPORT_LEAKS, &count);
+	ASSERT_EQ_SIZE(count, 5001);
+	free(text);
+	ASSERT_EQ_INT(reap_scope_close(top), 0);
+}
