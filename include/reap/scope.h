@@ -348,6 +348,9 @@ typedef struct reap_with {
 	const reap_site *site;
 } reap_with;
 
+/* Internal to REAP_WITH_SCOPE; not for direct use. Ownership: the
+ * reap_with holds the block's scope until reap__with_exit closes it.
+ * Thread safety: owner thread of parent. */
 REAP_API reap_with reap__with_enter(reap_scope *parent, int *rc,
 				    const reap_site *site);
 REAP_API void reap__with_exit(reap_with *w);

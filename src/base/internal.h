@@ -304,7 +304,6 @@ void reap__ledger_scope_add(reap_scope *s);
 void reap__ledger_scope_del(reap_scope *s);
 void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk);
 void reap__chunk_free(struct reap__chunk *c);
-void reap__ledger_exit_report(void);
 void reap__owner_path(const reap_scope *s, char *buf, size_t len);
 reap_type *reap__type_by_id(unsigned id);
 

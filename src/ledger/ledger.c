@@ -446,10 +446,8 @@ static void print_age_ms(FILE *f, uint32_t now, uint32_t then)
 	fprintf(f, "%u.%03us", d / 1000, d % 1000);
 }
 
-/* Visit the live entries of s, oldest first. */
-typedef void (*visit_fn)(struct report *r, reap_scope *s, reap_cleanup *e,
-			 int depth, int last);
-
+/* Collect the live entries of s, oldest first, into *out (to be freed
+ * with reap_free); return how many. */
 static size_t live_entries(reap_scope *s, reap_cleanup ***out)
 {
 	struct reap__chunk *chunks[64], *c;
@@ -645,7 +643,7 @@ static void leaks_scope(struct report *r, reap_scope *s)
 size_t reap_ledger_report(FILE *f, unsigned flags)
 {
 	struct report *r = reap_calloc(1, sizeof *r);
-	size_t cap = 256, count;
+	size_t cap = 256, count, printed = 0;
 
 	if (r == NULL)
 		return 0;
@@ -702,14 +700,13 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 			}
 		}
 		if (flags & REAP_REPORT_LEAKS) {
-			size_t before;
-
+			/* The tree, if drawn, counted the same live set. */
+			printed = r->count;
+			r->count = 0;
 			fprintf(f, "=================================================="
 				   "===============\n");
 			fprintf(f, "==%d==ERROR: reap: resources still open\n\n",
 				(int)getpid());
-			before = r->count;
-			r->count = 0;
 			for (size_t i = 0; i < r->nscopes; i++)
 				leaks_scope(r, r->scopes[i]);
 			fprintf(f, "SUMMARY: reap: %zu open resource(s)", r->count);
@@ -720,8 +717,6 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 					fprintf(f, ", %zu %s", r->per_type[id], t->name);
 			}
 			fprintf(f, ".\n");
-			if (r->count < before)
-				r->count = before;
 		}
 	}
 	for (int k = NSHARDS - 1; k >= 0; k--)
@@ -739,7 +734,7 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 				(unsigned long long)st[i].live,
 				(unsigned long long)st[i].peak);
 	}
-	count = r->count;
+	count = r->count > printed ? r->count : printed;
 	reap_free(r->scopes);
 	reap_free(r);
 	return count;
