@@ -9,5 +9,7 @@
 #include "reap/base.h"
 #include "reap/ledger.h"
 #include "reap/scope.h"
+#include "reap/obj.h"
+#include "reap/thread.h"
 
 #endif /* REAP_H */

@@ -233,12 +233,16 @@ REAP_API void reap_set_clock(uint64_t (*now)(void *ctx), void *ctx);
 enum {
 	REAP_DEBUG_LEAKS = 1u << 0,  /* report what is open at exit */
 	REAP_DEBUG_STRICT = 1u << 1, /* ... and exit with REAP_LEAK_EXIT_CODE */
-	REAP_DEBUG_NOLEDGER = 1u << 2 /* start with the ledger off */
+	REAP_DEBUG_NOLEDGER = 1u << 2, /* start with the ledger off */
+	REAP_DEBUG_GC = 1u << 3,       /* "gc": statistics per collection */
+	REAP_DEBUG_GC_UNCOLLECTABLE = 1u << 4, /* "gc:uncollectable" */
+	REAP_DEBUG_LOCKS = 1u << 5     /* "locks": lock-order checking */
 };
 
 /*
  * Switch debug features from a spec in the REAP_DEBUG syntax:
- * comma-separated words, "leaks", "leaks:strict", "ledger:off". The
+ * comma-separated words, "leaks", "leaks:strict", "ledger:off", "gc",
+ * "gc:uncollectable", "locks". The
  * environment variable is read once at start-up; this call replaces it
  * (the variable also accepts words of later layers; this call does not).
  * Returns -EINVAL, changing nothing, for an unknown word. Ownership: spec

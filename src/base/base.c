@@ -135,6 +135,11 @@ static int fault_hit(void)
 	return atomic_fetch_add_explicit(&fault_seen, 1, memory_order_relaxed) + 1 == nth;
 }
 
+int reap__fault_point(void)
+{
+	return fault_hit();
+}
+
 void *reap_malloc(size_t size)
 {
 	void *p;
@@ -394,6 +399,12 @@ static int parse_debug(const char *spec, unsigned *out, int strict)
 			flags |= REAP_DEBUG_LEAKS | REAP_DEBUG_STRICT;
 		else if (n == 10 && strncmp(p, "ledger:off", 10) == 0)
 			flags |= REAP_DEBUG_NOLEDGER;
+		else if (n == 2 && strncmp(p, "gc", 2) == 0)
+			flags |= REAP_DEBUG_GC;
+		else if (n == 16 && strncmp(p, "gc:uncollectable", 16) == 0)
+			flags |= REAP_DEBUG_GC_UNCOLLECTABLE;
+		else if (n == 5 && strncmp(p, "locks", 5) == 0)
+			flags |= REAP_DEBUG_LOCKS;
 		else if (n != 0 && strict)
 			return -EINVAL;
 		p = end ? end + 1 : NULL;
@@ -488,6 +499,49 @@ __thread struct reap__tstate *reap__ts_self __attribute__((tls_model("initial-ex
 static pthread_key_t ts_key;
 static atomic_uint ts_numbers;
 
+/* Layer hooks: written under hooks_lock, read without it; a slot is
+ * published by the release store of its count. */
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*thread_hooks[8])(struct reap__tstate *);
+static atomic_uint nthread_hooks;
+static void (*exit_hooks[REAP__EXIT_NPHASES][8])(void);
+static atomic_uint nexit_hooks[REAP__EXIT_NPHASES];
+
+void reap__on_thread_exit(void (*fn)(struct reap__tstate *ts))
+{
+	unsigned n;
+
+	pthread_mutex_lock(&hooks_lock);
+	n = atomic_load_explicit(&nthread_hooks, memory_order_relaxed);
+	if (n < 8) {
+		thread_hooks[n] = fn;
+		atomic_store_explicit(&nthread_hooks, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&hooks_lock);
+}
+
+void reap__on_exit(int phase, void (*fn)(void))
+{
+	unsigned n;
+
+	pthread_mutex_lock(&hooks_lock);
+	n = atomic_load_explicit(&nexit_hooks[phase], memory_order_relaxed);
+	if (n < 8) {
+		exit_hooks[phase][n] = fn;
+		atomic_store_explicit(&nexit_hooks[phase], n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&hooks_lock);
+}
+
+void reap__run_thread_exit_hooks(struct reap__tstate *ts)
+{
+	/* Acquire: pairs with the registration's release store. */
+	unsigned n = atomic_load_explicit(&nthread_hooks, memory_order_acquire);
+
+	for (unsigned i = 0; i < n; i++)
+		thread_hooks[i](ts);
+}
+
 /* Thread exit: close the thread's root scope, fold its counters into the
  * totals, free the scopes kept in quarantine and leave the registry. The
  * main thread does the same from the exit handler instead. */
@@ -497,6 +551,7 @@ static void ts_exit(void *arg)
 
 	if (!ts->ready || ts->is_main)
 		return;
+	reap__run_thread_exit_hooks(ts);
 	reap__scope_close_root(&ts->root);
 	reap__scope_free_quarantine(ts);
 	reap__block_cache_drain(ts);
@@ -550,6 +605,17 @@ static void at_exit(void)
 	size_t len = 0, leaks = 0;
 	unsigned dbg = reap_debug_flags();
 
+	/* Later layers first: threads still running are reported, this
+	 * thread's thread-local values are destroyed, then the finalizers
+	 * flagged for exit run. */
+	for (int ph = 0; ph < REAP__EXIT_NPHASES; ph++) {
+		unsigned n = atomic_load_explicit(&nexit_hooks[ph], memory_order_acquire);
+
+		for (unsigned i = 0; i < n; i++)
+			exit_hooks[ph][i]();
+		if (ph == REAP__EXIT_THREADS)
+			reap__run_thread_exit_hooks(ts);
+	}
 	/* What the program left open, taken before reap closes it. */
 	if (dbg & REAP_DEBUG_LEAKS) {
 		FILE *m = open_memstream(&text, &len);

@@ -49,6 +49,26 @@ void reap__block_free(void *p, size_t size);
 struct reap__tstate;
 void reap__block_cache_drain(struct reap__tstate *ts);
 
+/* One more fallible acquisition (a thread, a process, an fd) for the
+ * fault injector: true when it is the one to fail. Allocations through
+ * reap_malloc() count themselves. */
+int reap__fault_point(void);
+
+/* Hooks of later layers. Thread-exit hooks run on an exiting thread
+ * before its root scope closes (and, at process exit, on the thread
+ * that calls exit()). Exit hooks run at process exit, phase by phase,
+ * before the leak report is taken and the process root is closed. Both
+ * are registered once per layer, on first use; at most 8 of each. */
+enum {
+	REAP__EXIT_THREADS,  /* report threads still running */
+	REAP__EXIT_FINALIZE, /* finalizers flagged for exit */
+	REAP__EXIT_LATE,     /* anything that must see the rest done */
+	REAP__EXIT_NPHASES
+};
+void reap__on_thread_exit(void (*fn)(struct reap__tstate *ts));
+void reap__on_exit(int phase, void (*fn)(void));
+void reap__run_thread_exit_hooks(struct reap__tstate *ts);
+
 extern unsigned reap__debug;  /* REAP_DEBUG_* */
 void reap__init(void);        /* idempotent, run by a constructor */
 
@@ -250,6 +270,12 @@ struct reap__tstate {
 	reap_scope *quarantine[REAP__QUARANTINE];
 	unsigned qpos;
 
+	/* State of later layers, owned by them. */
+	struct reap__thread *thread; /* the reap thread running here, if any */
+	struct reap__tls_vec *tls;   /* this thread's thread-local values */
+	void *locks;                 /* lock-order checker: locks held */
+	void *obj;                   /* obj layer */
+
 	struct reap__tstate *prev, *next; /* registry of thread states */
 };
 
@@ -306,6 +332,20 @@ void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk);
 void reap__chunk_free(struct reap__chunk *c);
 void reap__owner_path(const reap_scope *s, char *buf, size_t len);
 reap_type *reap__type_by_id(unsigned id);
+
+/*
+ * Resources that live outside scopes (reference-counted objects, running
+ * threads) reach the leak report through a source: a function that
+ * prints each of its live resources with reap__leak_print(), adds one to
+ * per_type[type id] for each, and returns how many it printed. It is
+ * called with the scope shards locked, so it must not open or close
+ * scopes; at most 8 sources.
+ */
+typedef size_t (*reap__leak_source)(FILE *f, size_t *per_type);
+void reap__ledger_add_source(reap__leak_source fn);
+void reap__leak_print(FILE *f, const char *what, const char *desc,
+		      uint64_t age_ms, uint32_t tid, const reap_site *site,
+		      const char *owner);
 
 static inline int reap__ledger_active(void)
 {

@@ -586,16 +586,41 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 	reap_free(v);
 }
 
+void reap__leak_print(FILE *f, const char *what, const char *desc,
+		      uint64_t age_ms, uint32_t tid, const reap_site *site,
+		      const char *owner)
+{
+	fprintf(f, "Open %s%s%s, %llu.%03llus old, created by thread T%u at:\n",
+		what, desc[0] ? " " : "", desc, (unsigned long long)(age_ms / 1000),
+		(unsigned long long)(age_ms % 1000), tid);
+	fprintf(f, "    #0 ");
+	print_site(f, site);
+	fprintf(f, "\n    owner: %s\n\n", owner);
+}
+
 static void leak_header(struct report *r, const char *what, const char *desc,
 			uint64_t age_ms, uint32_t tid, const reap_site *site,
 			const char *path)
 {
-	fprintf(r->f, "Open %s%s%s, %llu.%03llus old, created by thread T%u at:\n",
-		what, desc[0] ? " " : "", desc, (unsigned long long)(age_ms / 1000),
-		(unsigned long long)(age_ms % 1000), tid);
-	fprintf(r->f, "    #0 ");
-	print_site(r->f, site);
-	fprintf(r->f, "\n    owner: %s\n\n", path);
+	reap__leak_print(r->f, what, desc, age_ms, tid, site, path);
+}
+
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static reap__leak_source sources[8];
+static atomic_uint nsources;
+
+void reap__ledger_add_source(reap__leak_source fn)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&sources_lock);
+	n = atomic_load_explicit(&nsources, memory_order_relaxed);
+	if (n < 8) {
+		sources[n] = fn;
+		/* Release: a reporter that sees the count sees the slot. */
+		atomic_store_explicit(&nsources, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&sources_lock);
 }
 
 static void leaks_scope(struct report *r, reap_scope *s)
@@ -709,6 +734,10 @@ size_t reap_ledger_report(FILE *f, unsigned flags)
 				(int)getpid());
 			for (size_t i = 0; i < r->nscopes; i++)
 				leaks_scope(r, r->scopes[i]);
+			/* Acquire: pairs with the registration's store. */
+			for (unsigned i = 0, n = atomic_load_explicit(
+					&nsources, memory_order_acquire); i < n; i++)
+				r->count += sources[i](f, r->per_type);
 			fprintf(f, "SUMMARY: reap: %zu open resource(s)", r->count);
 			for (unsigned id = 1; id < REAP__MAX_TYPES; id++) {
 				reap_type *t = reap__type_by_id(id);

@@ -1,0 +1,87 @@
+/*
+ * Internals of the obj layer, shared by obj.c (references, weak
+ * references, finalizers), wmap.c, cache.c and gc.c.
+ */
+#ifndef REAP_OBJ_INTERNAL_H
+#define REAP_OBJ_INTERNAL_H
+
+#include "../base/internal.h"
+
+#pragma GCC visibility push(hidden)
+
+enum { O_LIVE = 0x0b1ec7a1u, O_DEAD = 0x0b1ecdeau };
+
+/* In refs: set by the cycle detector on members of a garbage cycle it is
+ * about to break. reap_weak_get() fails on a doomed object; the count
+ * below the bit goes on as usual. */
+#define REAP__DOOMED 0x80000000u
+#define REAP__REFS(r) ((r) & ~REAP__DOOMED)
+
+enum {
+	OF_REGISTERED = 1u << 0, /* in a ledger registry shard */
+	OF_COUNTED = 1u << 1,    /* counted by the ledger at creation */
+	OF_TRACKED = 1u << 2     /* in a gc domain's list */
+};
+
+struct reap__death;
+
+/*
+ * The hidden header in front of every object's body. The body starts at
+ * (char *)hdr + sizeof(struct reap__obj), aligned for any type.
+ */
+struct reap__obj {
+	/* Strong references | REAP__DOOMED. The object dies when the count
+	 * drops to 0; it never rises from 0 (see obj.c). */
+	_Atomic uint32_t refs;
+	/* Holds on the header's memory: 1 for all the strong references
+	 * together, plus one per weak reference and per death record still
+	 * pointing here. The memory is freed when it drops to 0. */
+	_Atomic uint32_t weak;
+	uint32_t magic; /* O_LIVE until death, then O_DEAD */
+	uint32_t flags; /* OF_*; written at creation and under locks */
+	reap_obj_type *type;
+	const reap_site *site;         /* creation */
+	const reap_site *release_site; /* the final release, for misuse */
+	struct reap__death *deaths;    /* newest first; under the stripe lock */
+
+	/* ledger registry (under the shard lock) */
+	struct reap__obj *reg_prev, *reg_next;
+	uint64_t t_ns;
+	uint32_t tid, shard;
+
+	/* cycle detector (under the domain's lock) */
+	reap_gc_domain *domain;
+	struct reap__obj *gc_prev, *gc_next;
+	intptr_t gc_refs;
+} __attribute__((aligned(16)));
+
+static inline struct reap__obj *reap__hdr(const void *body)
+{
+	return (struct reap__obj *)((char *)body - sizeof(struct reap__obj));
+}
+static inline void *reap__body(const struct reap__obj *o)
+{
+	return (char *)o + sizeof(struct reap__obj);
+}
+
+/* The stripe lock of an object: guards its death list. */
+void reap__obj_lock(const struct reap__obj *o);
+void reap__obj_unlock(const struct reap__obj *o);
+
+/* Check that o is a live object (aborts through the misuse hook with
+ * both sites otherwise). */
+void reap__obj_check(const struct reap__obj *o, const char *what,
+		     const reap_site *site);
+
+/*
+ * The cycle detector's side of an object's life (gc.c). track links a
+ * new object of a type with traverse into domain d (NULL: the default
+ * domain); untrack unlinks it when its count reaches 0, before its
+ * finalizers run. Both take the domain's lock.
+ */
+reap_gc_domain *reap__gc_default(void);
+void reap__gc_track(reap_gc_domain *d, struct reap__obj *o);
+void reap__gc_untrack(struct reap__obj *o);
+
+#pragma GCC visibility pop
+#endif /* REAP_OBJ_INTERNAL_H */
