@@ -34,6 +34,9 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 have_lib talloc libtalloc-dev || need+=(libtalloc-dev)
 have_lib apr-1 libapr1-dev || need+=(libapr1-dev)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v g++ >/dev/null || need+=(g++)
+have_lib gobject-2.0 libglib2.0-dev || need+=(libglib2.0-dev)
+[ -x /usr/bin/python3 ] || need+=(python3) # Debian's, for the Python peers
 . scripts/need.sh
 need_install "make bench" ${need[@]+"${need[@]}"}
 
