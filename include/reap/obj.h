@@ -223,17 +223,429 @@ REAP_API size_t reap_finalize_atexit_run(void);
 /* ------------------------------------------------------------------ */
 /* Weak-value maps (src/obj/wmap.c)                                     */
 
-/* @wmap: declarations go here */
+/*
+ * A weak-value map (Python's WeakValueDictionary): keys are strings
+ * (copied) or unsigned integers, both kinds in one map ("7" and 7 are
+ * different keys); values are objects, held only through a weak
+ * reference, so the map never keeps a value alive. When a value dies its
+ * entry disappears, on the thread that ran the last release, before the
+ * value's close. The map itself is a resource owned by a scope.
+ *
+ *     reap_wmap *sessions;
+ *     int rc = reap_wmap_create(NULL, &sessions);
+ *     rc = reap_wmap_put_str(sessions, "alice", sess);  // sess not acquired
+ *     struct session *s = reap_wmap_get_str(sessions, "alice");
+ *     if (s != NULL) { use(s); reap_release(s); }       // a strong reference
+ *
+ * Every call but create and destroy may run on any thread at the same
+ * time as the others, and as values die on any thread.
+ */
+typedef struct reap_wmap reap_wmap;
+
+/*
+ * Create an empty map owned by scope s (NULL: the current scope).
+ * Errors: -ENOMEM (nothing registered, *out untouched). Ownership: s owns
+ * the map; closing s destroys it (or reap_wmap_destroy(), earlier).
+ * Thread safety: owner thread of s.
+ */
+#define reap_wmap_create(s, out) reap_wmap_create_at((s), (out), REAP_SITE)
+REAP_API REAP_NODISCARD int reap_wmap_create_at(reap_scope *s, reap_wmap **out,
+						const reap_site *site)
+	REAP_NONNULL(2, 3);
+
+/*
+ * Destroy the map now: drop every weak reference (values are not
+ * touched) and free it. Death callbacks racing the destroy are waited
+ * for. Misuse: any other call on m still running or made afterwards.
+ * Ownership: takes m (cancels its cleanup in its scope). Thread safety:
+ * owner thread of m's scope.
+ */
+REAP_API void reap_wmap_destroy(reap_wmap *m);
+
+/*
+ * Map key to obj, replacing the entry the key had. The map takes a weak
+ * reference (recorded at the caller's site), no strong one.
+ * Errors: -ENOMEM (the map is unchanged). Ownership: borrows obj, and
+ * key (copied). Thread safety: any thread, while the caller holds a
+ * reference to obj.
+ */
+#define reap_wmap_put_int(m, key, obj) \
+	reap_wmap_put_int_at((m), (key), (obj), REAP_SITE)
+#define reap_wmap_put_str(m, key, obj) \
+	reap_wmap_put_str_at((m), (key), (obj), REAP_SITE)
+REAP_API REAP_NODISCARD int reap_wmap_put_int_at(reap_wmap *m, uint64_t key,
+						 void *obj,
+						 const reap_site *site)
+	REAP_NONNULL(1, 3, 4);
+REAP_API REAP_NODISCARD int reap_wmap_put_str_at(reap_wmap *m, const char *key,
+						 void *obj,
+						 const reap_site *site)
+	REAP_NONNULL(1, 2, 3, 4);
+
+/*
+ * The value of key as a new strong reference, or NULL if there is none
+ * or it is dying (never a resurrected or freed object). Ownership: the
+ * caller owns the returned reference and releases it. Thread safety: any
+ * thread.
+ */
+REAP_API void *reap_wmap_get_int(reap_wmap *m, uint64_t key) REAP_NONNULL(1);
+REAP_API void *reap_wmap_get_str(reap_wmap *m, const char *key)
+	REAP_NONNULL(1, 2);
+
+/* Remove key's entry (the value is not touched). Returns 0, or -ENOENT
+ * if there was none. Ownership: borrows key. Thread safety: any thread. */
+REAP_API int reap_wmap_remove_int(reap_wmap *m, uint64_t key) REAP_NONNULL(1);
+REAP_API int reap_wmap_remove_str(reap_wmap *m, const char *key)
+	REAP_NONNULL(1, 2);
+
+/* Entries now (a snapshot; a value that is dying may still be counted
+ * until its death callback has run). Ownership: borrows m. Thread
+ * safety: any thread. */
+REAP_API size_t reap_wmap_count(const reap_wmap *m) REAP_NONNULL(1);
+
+/*
+ * Called by reap_wmap_foreach() for one live entry: skey is its string
+ * key, or NULL for an integer key ikey. value is held by the walk for the
+ * call (reap_acquire() it to keep it). Return 0 to go on; anything else
+ * stops the walk and is returned by it.
+ */
+typedef int (*reap_wmap_fn)(const char *skey, uint64_t ikey, void *value,
+			    void *ctx);
+
+/*
+ * Call fn once for each entry whose value was alive when the walk reached
+ * its shard, with a strong reference held, and no lock of the map held:
+ * fn may put, get and remove, and values may die meanwhile (a value that
+ * dies after its shard was taken is still passed, alive, since the walk
+ * holds it). Entries added during the walk may or may not be seen.
+ * Returns 0, fn's nonzero result, or -ENOMEM (a shard with more than 64
+ * entries needs a snapshot buffer). Ownership: borrows m; fn's value is
+ * borrowed. Thread safety: any thread.
+ */
+REAP_API int reap_wmap_foreach(reap_wmap *m, reap_wmap_fn fn, void *ctx)
+	REAP_NONNULL(1, 2);
 
 /* ------------------------------------------------------------------ */
 /* Caches (src/obj/cache.c)                                             */
 
-/* @cache: declarations go here */
+/*
+ * A cache for "logically dead but still referenced" resources (pooled
+ * connections, sessions): values are objects, and the cache holds one
+ * reference to each. An entry leaves the cache when
+ *   - the cache is over capacity (by count or by bytes: each put names
+ *     its value's size), least recently used first;
+ *   - its time to live has passed (per entry, or the cache's default);
+ *   - the validity check says the value is no longer usable;
+ *   - it is removed by hand, or replaced by a put of the same key.
+ * Eviction drops only the cache's reference: a value borrowed by a
+ * worker (from get) stays alive until the worker releases it, and its
+ * close runs then, on that thread, never under the worker. get and
+ * reap_cache_sweep() apply the TTL and the validity check; a sweeper
+ * thread owned by a scope can sweep periodically. Time is reap_now_ns(),
+ * so reap_set_clock() moves it in tests.
+ *
+ * Concurrency: the keys are spread over shards (16 by default), each with
+ * its own lock, hash table and LRU list, so get and put are O(1) and
+ * threads working on different shards do not wait for each other. The
+ * capacity is global and exact (for one thread putting at a time); the
+ * LRU order is per shard: over capacity, a put evicts the least recently
+ * used entries of its own shard first, then of the others. Set
+ * shards = 1 for an exact global LRU.
+ *
+ *     reap_cache_config cfg = {.max_count = 64, .ttl_ns = 30 * REAP_SEC,
+ *                              .valid = conn_ok};
+ *     reap_cache *c;
+ *     int rc = reap_cache_open(NULL, &cfg, &c);
+ *     rc = reap_cache_put_str(c, "db:5432", conn, sizeof *conn, 0);
+ *     struct conn *k = reap_cache_get_str(c, "db:5432");  // or NULL
+ *     if (k != NULL) { use(k); reap_release(k); }
+ */
+typedef struct reap_cache reap_cache;
+typedef struct reap_cache_sweeper reap_cache_sweeper;
+
+#define REAP_SEC UINT64_C(1000000000) /* nanoseconds in a second */
+#define REAP_CACHE_TTL_DEFAULT 0      /* put: the cache's default TTL */
+#define REAP_CACHE_TTL_NONE UINT64_MAX /* put: never expires */
+
+/* Is the value still usable (a connection not closed by its peer)? Runs
+ * with a reference held by the cache and no lock of the cache held,
+ * possibly on several threads at once; it must not close the value. */
+typedef bool (*reap_cache_valid_fn)(void *value, void *ctx);
+
+typedef struct reap_cache_config {
+	size_t max_count;   /* entries; 0: no limit */
+	size_t max_bytes;   /* sum of the entries' sizes; 0: no limit */
+	uint64_t ttl_ns;    /* default time to live; 0: entries do not expire */
+	reap_cache_valid_fn valid; /* may be NULL: every value is valid */
+	void *valid_ctx;
+	/* Lock shards, rounded up to a power of two, at most 256. 0: 16,
+	 * fewer for a small max_count (at least 8 entries per shard). */
+	unsigned shards;
+} reap_cache_config;
+
+/* Eviction reasons, indexes of reap_cache_stat.evicted. */
+enum {
+	REAP_CACHE_EVICT_CAPACITY, /* over max_count or max_bytes */
+	REAP_CACHE_EVICT_TTL,      /* expired (found by get or sweep) */
+	REAP_CACHE_EVICT_INVALID,  /* the validity check failed */
+	REAP_CACHE_EVICT_EXPLICIT, /* reap_cache_remove_*, reap_cache_clear */
+	REAP_CACHE_EVICT_NREASONS
+};
+
+typedef struct reap_cache_stat {
+	uint64_t hits;     /* gets that returned a value */
+	uint64_t misses;   /* gets that did not (absent, expired or invalid) */
+	uint64_t evicted[REAP_CACHE_EVICT_NREASONS];
+	uint64_t replaced; /* entries replaced by a put of their key */
+	uint64_t sweeps;   /* reap_cache_sweep() runs, the sweeper's included */
+	size_t count;      /* entries now */
+	size_t bytes;      /* sum of their sizes */
+} reap_cache_stat;
+
+/*
+ * Open an empty cache owned by scope s (NULL: the current scope), with
+ * the settings of *cfg (NULL: no limits, no TTL, no check).
+ * Errors: -ENOMEM; -EINVAL (shards above 256). On failure nothing is
+ * registered and *out is untouched. Ownership: s owns the cache; closing
+ * s closes it (or reap_cache_close(), earlier); *cfg is copied.
+ * Thread safety: owner thread of s.
+ */
+#define reap_cache_open(s, cfg, out) \
+	reap_cache_open_at((s), (cfg), (out), REAP_SITE)
+REAP_API REAP_NODISCARD int reap_cache_open_at(reap_scope *s,
+					       const reap_cache_config *cfg,
+					       reap_cache **out,
+					       const reap_site *site)
+	REAP_NONNULL(3, 4);
+
+/*
+ * Close the cache now: stop its sweeper if one still runs, release the
+ * cache's reference to every value (values still borrowed live on with
+ * their holders), free it. Misuse: any other call on c still running or
+ * made afterwards. Ownership: takes c (runs its cleanup in its scope).
+ * Thread safety: owner thread of c's scope.
+ */
+REAP_API void reap_cache_close(reap_cache *c);
+
+/*
+ * Cache obj under key, with a size (counted against max_bytes) and a
+ * time to live (REAP_CACHE_TTL_DEFAULT, REAP_CACHE_TTL_NONE, or
+ * nanoseconds). The cache takes a reference of its own; the caller keeps
+ * its own. An entry with the same key is replaced (its reference
+ * dropped). Entries over capacity are evicted, least recently used
+ * first; never the new one.
+ * Errors: -ENOMEM; -E2BIG (size above max_bytes). On failure the cache
+ * is unchanged. Ownership: borrows obj and key (copied). Thread safety:
+ * any thread, while the caller holds a reference to obj.
+ */
+REAP_API REAP_NODISCARD int reap_cache_put_int(reap_cache *c, uint64_t key,
+					       void *obj, size_t size,
+					       uint64_t ttl_ns)
+	REAP_NONNULL(1, 3);
+REAP_API REAP_NODISCARD int reap_cache_put_str(reap_cache *c, const char *key,
+					       void *obj, size_t size,
+					       uint64_t ttl_ns)
+	REAP_NONNULL(1, 2, 3);
+
+/*
+ * The value of key as a new strong reference, and key becomes the most
+ * recently used of its shard; NULL if it is absent, expired or fails
+ * the validity check (those two are evicted). O(1), no allocation.
+ * Ownership: the caller owns the returned reference and releases it.
+ * Thread safety: any thread.
+ */
+REAP_API void *reap_cache_get_int(reap_cache *c, uint64_t key) REAP_NONNULL(1);
+REAP_API void *reap_cache_get_str(reap_cache *c, const char *key)
+	REAP_NONNULL(1, 2);
+
+/* Evict key's entry (reason explicit). Returns 0, or -ENOENT if there
+ * was none. Ownership: borrows key. Thread safety: any thread. */
+REAP_API int reap_cache_remove_int(reap_cache *c, uint64_t key) REAP_NONNULL(1);
+REAP_API int reap_cache_remove_str(reap_cache *c, const char *key)
+	REAP_NONNULL(1, 2);
+
+/* Evict every entry (reason explicit). Thread safety: any thread. */
+REAP_API void reap_cache_clear(reap_cache *c) REAP_NONNULL(1);
+
+/*
+ * Evict every expired entry and every entry whose value fails the
+ * validity check; returns how many were evicted. The check runs outside
+ * the shard locks, a batch of entries at a time. Values whose last
+ * reference was the cache's are closed on the calling thread. Ownership:
+ * borrows c. Thread safety: any thread (sweeps do not overlap: a second
+ * one waits for the first).
+ */
+REAP_API size_t reap_cache_sweep(reap_cache *c) REAP_NONNULL(1);
+
+/* Entries now (a snapshot). Thread safety: any thread. */
+REAP_API size_t reap_cache_count(const reap_cache *c) REAP_NONNULL(1);
+
+/* Fill *out with the statistics (summed shard by shard, so a snapshot
+ * only while other threads use the cache). Thread safety: any thread. */
+REAP_API void reap_cache_stats(reap_cache *c, reap_cache_stat *out)
+	REAP_NONNULL(1, 2);
+
+/*
+ * Start a thread that calls reap_cache_sweep(c) every interval_ns of
+ * real time (CLOCK_MONOTONIC; TTLs follow reap_now_ns()), owned by scope
+ * s (NULL: the current scope). Closing s stops it promptly (it waits on
+ * a condition variable, signalled at stop) and joins it; so does
+ * reap_cache_sweeper_stop(), or closing c. A cache has one sweeper at a
+ * time. Errors: -ENOMEM; -EAGAIN (no thread); -EINVAL (interval 0);
+ * -EBUSY (c already has one). On failure nothing is registered.
+ * Ownership: s owns the sweeper; *out (may be NULL) is borrowed, valid
+ * until it is stopped. Thread safety: owner thread of s.
+ */
+#define reap_cache_sweeper_start(s, c, interval_ns, out) \
+	reap_cache_sweeper_start_at((s), (c), (interval_ns), (out), REAP_SITE)
+REAP_API REAP_NODISCARD int reap_cache_sweeper_start_at(
+	reap_scope *s, reap_cache *c, uint64_t interval_ns,
+	reap_cache_sweeper **out, const reap_site *site) REAP_NONNULL(2, 5);
+
+/* Stop the sweeper now: wake it, join it, free it. Ownership: takes sw
+ * (runs its cleanup in its scope). Thread safety: owner thread of its
+ * scope. */
+REAP_API void reap_cache_sweeper_stop(reap_cache_sweeper *sw);
 
 /* ------------------------------------------------------------------ */
 /* The cycle detector (src/obj/gc.c)                                    */
 
-/* @gc: declarations go here */
+/*
+ * Reference counts cannot free a group of objects that hold each other
+ * (a cycle): each keeps the others' counts above 0. The cycle detector
+ * finds such groups and breaks them, as Python's gc module does.
+ *
+ * An object is tracked when its type has traverse: it belongs to a gc
+ * domain (the default one, or the one named at reap_obj_create_in())
+ * from creation to death. reap_gc_collect() examines every object the
+ * domain tracks, finds the groups that nothing outside them references
+ * (trial deletion: a member's count, minus the references traverse
+ * reports from other tracked members, is 0 for all of them), and breaks
+ * each group by calling type->clear on its members, which leads to the
+ * normal last release of each: finalizers, weak callbacks, close, free.
+ * Nothing runs automatically: call it where it suits the program (after
+ * a batch of work, from a timer, before a leak check).
+ *
+ * A group whose references cannot all be cut (a cycle of members whose
+ * type has no clear, and everything those hold) is uncollectable: it is
+ * kept as it is, listed by reap_gc_garbage() (Python's gc.garbage), and
+ * reported once under REAP_DEBUG=gc:uncollectable, each member with its
+ * type and creation site. REAP_DEBUG=gc reports every collection.
+ *
+ * The threading rule. While a collection may run on another thread:
+ *   - reap_acquire, reap_release, reap_weak_get and the like may run on
+ *     any thread, on any tracked object, with no lock: counts are atomic,
+ *     a collection only breaks a group whose counts it saw hold still,
+ *     and reap_weak_get() fails on a group being broken;
+ *   - the references stored in tracked objects (what traverse reports)
+ *     may be changed, or read to take a new reference from them, only
+ *     with the domain's lock held (reap_gc_lock). Without it a thread
+ *     could move a reference out of a group while the collector is
+ *     deciding the group is garbage;
+ *   - creating and the death of tracked objects take the lock by
+ *     themselves.
+ * The lock is recursive, so releasing a reference with it held (which
+ * may run a death, finalizers and close on this thread) is allowed.
+ * traverse runs with the lock held: it must only report references.
+ * clear runs without it, on the collecting thread, on objects nothing
+ * else can reach any more.
+ *
+ *     node_link(a, b);                 // under reap_gc_lock, each way
+ *     reap_release(a); reap_release(b); // a <-> b: unreachable, leaked
+ *     int n = reap_gc_collect(NULL);   // 2: both closed and freed
+ */
+
+/* Statistics of a domain (see reap_gc_stats). */
+typedef struct reap_gc_stat {
+	uint64_t collections;   /* reap_gc_collect() calls that ran */
+	uint64_t collected;     /* objects freed by them, in total */
+	uint64_t abandoned;     /* times a group was left alone because
+				   counts changed while it was examined */
+	size_t tracked;         /* objects tracked now, garbage included */
+	size_t uncollectable;   /* objects in reap_gc_garbage() now */
+} reap_gc_stat;
+
+/* One uncollectable object (see reap_gc_garbage). */
+typedef struct reap_gc_item {
+	void *obj;              /* a new reference, the caller's */
+	reap_obj_type *type;
+	const reap_site *site;  /* where it was created */
+	unsigned group;         /* 1, 2, ...: members of one group hold
+				   each other (numbered by the collection
+				   that found them) */
+	bool no_clear;          /* its type has no clear */
+} reap_gc_item;
+
+/*
+ * Create a gc domain owned by scope s (NULL: the current scope), for
+ * objects created with reap_obj_create_in(). A domain is collected on
+ * its own: collections of one domain never wait for another's, and a
+ * reference from another domain (or from an untracked object) counts as
+ * a reference from outside.
+ * Errors: -ENOMEM (nothing registered, *out untouched).
+ * Ownership: s owns the domain; closing s destroys it (see
+ * reap_gc_domain_destroy). Thread safety: owner thread of s.
+ */
+#define reap_gc_domain_create(s, out) \
+	reap_gc_domain_create_at((s), (out), REAP_SITE)
+REAP_API REAP_NODISCARD int reap_gc_domain_create_at(reap_scope *s,
+						     reap_gc_domain **out,
+						     const reap_site *site)
+	REAP_NONNULL(2, 3);
+
+/*
+ * Destroy a domain now: collect it one last time, then let it go. The
+ * objects it still tracks (alive, or uncollectable: those are reported
+ * under REAP_DEBUG=gc:uncollectable, and are leaks) stay valid; they
+ * are no longer collected, and the domain's memory is freed with the
+ * last of them. Misuse (aborts): creating objects in d or any other
+ * call on d afterwards, or destroying it with its lock held.
+ * Ownership: takes d (cancels its cleanup in its scope). Thread safety:
+ * owner thread of d's scope.
+ */
+REAP_API void reap_gc_domain_destroy(reap_gc_domain *d) REAP_NONNULL(1);
+
+/*
+ * Collect domain d (NULL: the default domain): find the groups of
+ * tracked objects that only reference each other and break them (see
+ * above). Finalizers, weak callbacks, clear and close run on the calling
+ * thread. Returns how many tracked objects were freed (at most INT_MAX),
+ * or -EDEADLK if the calling thread holds d's lock (a collection there
+ * would see references half changed). Allocates nothing: it cannot fail
+ * for want of memory. A group whose counts change while it is examined
+ * is left for the next collection (counted in `abandoned`).
+ * Ownership: borrows d. Thread safety: any thread; collections of one
+ * domain on several threads take turns, except for the clear and close
+ * of what they found, which may overlap.
+ */
+REAP_API REAP_NODISCARD int reap_gc_collect(reap_gc_domain *d);
+
+/* Fill *out with d's statistics (NULL: the default domain). Ownership:
+ * borrows d. Thread safety: any thread. */
+REAP_API void reap_gc_stats(reap_gc_domain *d, reap_gc_stat *out)
+	REAP_NONNULL(2);
+
+/*
+ * Take and drop the lock of domain d (NULL: the default domain); hold
+ * it to change, or to read and acquire, the references that traverse
+ * reports, while a collection may run on another thread. Recursive.
+ * Misuse (aborts): unlocking a lock the calling thread does not hold.
+ * Ownership: borrows d. Thread safety: any thread.
+ */
+REAP_API void reap_gc_lock(reap_gc_domain *d);
+REAP_API void reap_gc_unlock(reap_gc_domain *d);
+
+/*
+ * The uncollectable objects of d (NULL: the default domain) as found by
+ * its last collection, Python's gc.garbage: fills out[0..cap) with up to
+ * cap of them, each with a new reference, and returns how many there
+ * are (which may exceed cap). To free them, break their references by
+ * hand (under the lock), release the references this call gave, and
+ * collect again. Ownership: the caller owns out[i].obj and releases it.
+ * Thread safety: any thread.
+ */
+REAP_API size_t reap_gc_garbage(reap_gc_domain *d, reap_gc_item *out,
+				size_t cap);
 
 #ifdef __cplusplus
 }

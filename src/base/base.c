@@ -87,8 +87,61 @@ static void *sys_realloc(void *ctx, void *p, size_t n) { (void)ctx; return reall
 static void sys_free(void *ctx, void *p) { (void)ctx; free(p); }
 
 static reap_allocator alloc_hook = {sys_malloc, sys_realloc, sys_free, NULL};
-static atomic_size_t alloc_live;  /* blocks handed out, not yet freed */
-static atomic_size_t alloc_held;  /* blocks kept by caches and quarantines */
+/*
+ * Blocks handed out and not yet freed (live), and blocks kept by caches
+ * and quarantines (held). Each thread counts its own changes in its
+ * state, where only it writes them, so that an allocation costs no
+ * atomic read-modify-write; a reader sums them with these totals, which
+ * take the counts of threads that have left and of threads without a
+ * state (before start-up, after their exit).
+ */
+static atomic_long alloc_live;
+static atomic_long alloc_held;
+
+static inline void count_live(long d)
+{
+	struct reap__tstate *ts = reap__ts_self;
+
+	if (likely(ts != NULL))
+		WR(ts->alloc_live, ts->alloc_live + d); /* only we write it */
+	else
+		atomic_fetch_add_explicit(&alloc_live, d, memory_order_relaxed);
+}
+
+static inline void count_held(long d)
+{
+	struct reap__tstate *ts = reap__ts_self;
+
+	if (likely(ts != NULL))
+		WR(ts->alloc_held, ts->alloc_held + d);
+	else
+		atomic_fetch_add_explicit(&alloc_held, d, memory_order_relaxed);
+}
+
+/* Fold a leaving thread's counts into the totals (under the lock of
+ * the ledger's thread registry, so that a reader sees them once). */
+void reap__alloc_fold(struct reap__tstate *ts)
+{
+	atomic_fetch_add_explicit(&alloc_live, ts->alloc_live, memory_order_relaxed);
+	atomic_fetch_add_explicit(&alloc_held, ts->alloc_held, memory_order_relaxed);
+	WR(ts->alloc_live, 0);
+	WR(ts->alloc_held, 0);
+}
+
+static long alloc_sum(int held)
+{
+	long sum = 0;
+
+	reap__ledger_threads_alloc(&sum, held);
+	return sum;
+}
+
+/* Called by the ledger with its thread registry locked. */
+long reap__alloc_total(int held)
+{
+	return atomic_load_explicit(held ? &alloc_held : &alloc_live,
+				    memory_order_relaxed);
+}
 static atomic_long fault_nth;     /* fail when fault_seen reaches it */
 static atomic_long fault_seen;    /* acquisitions since the last arming */
 
@@ -102,7 +155,7 @@ int reap_set_allocator(const reap_allocator *a)
 	 * too: give back this thread's, and refuse while others hold any. */
 	reap__scope_free_quarantine(ts);
 	reap__block_cache_drain(ts);
-	if (atomic_load(&alloc_live) != 0 || atomic_load(&alloc_held) != 0)
+	if (alloc_sum(0) != 0 || alloc_sum(1) != 0)
 		return -EBUSY;
 	if (a == NULL)
 		alloc_hook = (reap_allocator){sys_malloc, sys_realloc, sys_free, NULL};
@@ -151,7 +204,7 @@ void *reap_malloc(size_t size)
 	}
 	/* Relaxed: the count is a statistic; frees of this block happen
 	 * after its allocation in some thread's order anyway. */
-	atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+	count_live(1);
 	return p;
 }
 
@@ -188,20 +241,20 @@ void reap_free(void *ptr)
 	if (ptr == NULL)
 		return;
 	alloc_hook.free(alloc_hook.ctx, ptr);
-	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
+	count_live(-1);
 }
 
 void reap__alloc_forget(void *p)
 {
 	(void)p;
-	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&alloc_held, 1, memory_order_relaxed);
+	count_live(-1);
+	count_held(1);
 }
 
 void reap__free_forgotten(void *p)
 {
 	alloc_hook.free(alloc_hook.ctx, p);
-	atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
+	count_held(-1);
 }
 
 /*
@@ -246,8 +299,8 @@ void *reap__block_alloc(size_t size)
 		head = ts->bcache[i].head;
 		ts->bcache[i].head = *head;
 		atomic_fetch_sub_explicit(&cache_bytes, size, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+		count_held(-1);
+		count_live(1);
 		return head;
 	}
 	return reap_malloc(size);
@@ -280,7 +333,7 @@ void *reap__block_alloc_aligned(size_t size, size_t align, size_t *bytes)
 		errno = ENOMEM;
 		return NULL;
 	}
-	atomic_fetch_add_explicit(&alloc_live, 1, memory_order_relaxed);
+	count_live(1);
 	return p;
 }
 
@@ -314,8 +367,8 @@ void reap__block_free(void *p, size_t size)
 	ts->bcache[i].head = p;
 	/* Relaxed: the limit is a soft bound on memory kept. */
 	atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&alloc_live, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&alloc_held, 1, memory_order_relaxed);
+	count_live(-1);
+	count_held(1);
 }
 
 void reap__block_cache_drain(struct reap__tstate *ts)
@@ -329,7 +382,7 @@ void reap__block_cache_drain(struct reap__tstate *ts)
 			alloc_hook.free(alloc_hook.ctx, p);
 			atomic_fetch_sub_explicit(&cache_bytes, ts->bcache[i].size,
 						  memory_order_relaxed);
-			atomic_fetch_sub_explicit(&alloc_held, 1, memory_order_relaxed);
+			count_held(-1);
 			p = next;
 		}
 		ts->bcache[i].head = NULL;
@@ -338,7 +391,9 @@ void reap__block_cache_drain(struct reap__tstate *ts)
 
 size_t reap_alloc_live(void)
 {
-	return atomic_load_explicit(&alloc_live, memory_order_relaxed);
+	long n = alloc_sum(0);
+
+	return n > 0 ? (size_t)n : 0;
 }
 
 /* ------------------------------------------------------------------ */

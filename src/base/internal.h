@@ -42,6 +42,13 @@ void reap__report_text(const char *text);
 void reap__alloc_forget(void *p);
 void reap__free_forgotten(void *p);
 
+struct reap__tstate;
+/* Allocation counts: fold a leaving thread's; the process totals; the
+ * sum over the registered threads plus the totals (ledger.c). */
+void reap__alloc_fold(struct reap__tstate *ts);
+long reap__alloc_total(int held);
+void reap__ledger_threads_alloc(long *sum, int held);
+
 /* Blocks of a few fixed sizes, cached per thread (see base.c). */
 void *reap__block_alloc(size_t size);
 void *reap__block_alloc_aligned(size_t size, size_t align, size_t *bytes);
@@ -269,6 +276,9 @@ struct reap__tstate {
 
 	reap_scope *quarantine[REAP__QUARANTINE];
 	unsigned qpos;
+
+	/* allocation counts not yet folded (see base.c) */
+	long alloc_live, alloc_held;
 
 	/* State of later layers, owned by them. */
 	struct reap__thread *thread; /* the reap thread running here, if any */

@@ -181,10 +181,23 @@ void reap__ledger_thread_attach(struct reap__tstate *ts)
 	pthread_mutex_unlock(&threads_lock);
 }
 
+void reap__ledger_threads_alloc(long *sum, int held)
+{
+	long n;
+
+	pthread_mutex_lock(&threads_lock);
+	n = reap__alloc_total(held);
+	for (struct reap__tstate *t = threads; t != NULL; t = t->next)
+		n += held ? RD(t->alloc_held) : RD(t->alloc_live);
+	pthread_mutex_unlock(&threads_lock);
+	*sum = n;
+}
+
 void reap__ledger_thread_detach(struct reap__tstate *ts)
 {
 	reap__ledger_flush(ts); /* nothing counts on this thread after it */
 	pthread_mutex_lock(&threads_lock);
+	reap__alloc_fold(ts);
 	if (ts->prev != NULL)
 		ts->prev->next = ts->next;
 	else

@@ -25,34 +25,46 @@ enum {
 
 struct reap__death;
 
+/* A record in the obj layer's ledger registry, for leak reports: objects,
+ * weak references and finalizer handles that are not in any scope. */
+enum { REG_OBJ = 1, REG_WEAK, REG_FINAL };
+struct reap__oreg {
+	struct reap__oreg *prev, *next;
+	uint32_t t_ms;  /* creation, ms since start (coarse) */
+	uint32_t tid;   /* creating thread's number */
+	uint8_t kind;   /* REG_* */
+	uint8_t shard;
+	uint8_t on;     /* registered */
+};
+
 /*
  * The hidden header in front of every object's body. The body starts at
  * (char *)hdr + sizeof(struct reap__obj), aligned for any type.
  */
 struct reap__obj {
+	/* First cache line: what counting, dying and the cycle detector
+	 * touch. */
+
 	/* Strong references | REAP__DOOMED. The object dies when the count
 	 * drops to 0; it never rises from 0 (see obj.c). */
 	_Atomic uint32_t refs;
 	/* Holds on the header's memory: 1 for all the strong references
-	 * together, plus one per weak reference and per death record still
-	 * pointing here. The memory is freed when it drops to 0. */
+	 * together, plus one per weak reference. The memory is freed when
+	 * it drops to 0. */
 	_Atomic uint32_t weak;
 	uint32_t magic; /* O_LIVE until death, then O_DEAD */
 	uint32_t flags; /* OF_*; written at creation and under locks */
 	reap_obj_type *type;
-	const reap_site *site;         /* creation */
-	const reap_site *release_site; /* the final release, for misuse */
-	struct reap__death *deaths;    /* newest first; under the stripe lock */
-
-	/* ledger registry (under the shard lock) */
-	struct reap__obj *reg_prev, *reg_next;
-	uint64_t t_ns;
-	uint32_t tid, shard;
-
 	/* cycle detector (under the domain's lock) */
 	reap_gc_domain *domain;
 	struct reap__obj *gc_prev, *gc_next;
 	intptr_t gc_refs;
+	struct reap__death *deaths;    /* newest first; under the stripe lock */
+
+	/* Second: the ledger's record. */
+	const reap_site *site;         /* creation */
+	const reap_site *release_site; /* the final release, for misuse */
+	struct reap__oreg reg;         /* under its shard's lock (obj.c) */
 } __attribute__((aligned(16)));
 
 static inline struct reap__obj *reap__hdr(const void *body)
