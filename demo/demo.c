@@ -3,6 +3,10 @@
  * scopes holding files, descriptors, memory, a held lock and child
  * scopes; an error injected half-way; every cleanup running in reverse
  * order with the chained errors printed; the ledger before and after.
+ * Part 2, shared objects (objects.c): a connection cache, a weak-value
+ * registry, a finalizer and a collected cycle. Part 3, threads
+ * (threads.c): a scoped thread cancelled by its owner's close, and a
+ * worker pool with per-worker connections.
  *
  *     reap-demo          the tour
  *     reap-demo --leak   also leak one scope on purpose and show the
@@ -15,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "reap.h"
+#include "demo.h"
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -159,11 +163,25 @@ int main(int argc, char **argv)
 	       reap_ledger_count());
 	reap_ledger_report(stdout, REAP_REPORT_STATS);
 
+	printf("\n4. Shared objects: references, weak references, a cache, a "
+	       "finalizer, a cycle.\n\n");
+	if ((rc = demo_objects()) < 0) {
+		fprintf(stderr, "demo: objects: %s\n", reap_strerror(rc));
+		return 1;
+	}
+
+	printf("\n5. Threads: a scoped thread, a worker pool, thread-local "
+	       "connections.\n\n");
+	if ((rc = demo_threads()) < 0) {
+		fprintf(stderr, "demo: threads: %s\n", reap_strerror(rc));
+		return 1;
+	}
+
 	if (leak) {
 		reap_scope *forgotten;
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		printf("\n4. --leak: open a scope holding a descriptor and never "
+		printf("\n6. --leak: open a scope holding a descriptor and never "
 		       "close it.\n   With REAP_DEBUG=leaks (switched on here by "
 		       "reap_debug_set), exit\n   prints what was left open, with "
 		       "the line that created it:\n\n");

@@ -382,6 +382,18 @@ void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk)
 
 /* "root/server/conn#12": names up the owner chain; unnamed scopes show
  * as scope#<id>, thread roots as T<n>. */
+/* A thread root's name, if the thread layer gave it one other than the
+ * default ("thread", or "T<n>", which says no more than the number). */
+static int named_thread(const reap_scope *root, const char *name)
+{
+	char tn[16];
+
+	if (name == NULL || strcmp(name, "thread") == 0)
+		return 0;
+	snprintf(tn, sizeof tn, "T%u", root->tid);
+	return strcmp(name, tn) != 0;
+}
+
 void reap__owner_path(const reap_scope *s, char *buf, size_t len)
 {
 	const reap_scope *chain[32];
@@ -398,7 +410,9 @@ void reap__owner_path(const reap_scope *s, char *buf, size_t len)
 		const char *name = __atomic_load_n(&p->name, __ATOMIC_ACQUIRE);
 		int w;
 
-		if ((p->flags & SF_ROOT) && p != &reap__root)
+		if ((p->flags & SF_ROOT) && p != &reap__root && named_thread(p, name))
+			w = snprintf(buf + off, len - off, "T%u[%s]", p->tid, name);
+		else if ((p->flags & SF_ROOT) && p != &reap__root)
 			w = snprintf(buf + off, len - off, "T%u", p->tid);
 		else if (name != NULL)
 			w = snprintf(buf + off, len - off, "%s", name);
@@ -574,6 +588,9 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 	if (s->flags & SF_ROOT) {
 		if (s == &reap__root)
 			fprintf(r->f, "root  (process root scope)\n");
+		else if (named_thread(s, name))
+			fprintf(r->f, "T%u[%s]  (root scope of thread T%u \"%s\")\n",
+				s->tid, name, s->tid, name);
 		else
 			fprintf(r->f, "T%u  (root scope of thread T%u)\n", s->tid, s->tid);
 	} else {

@@ -126,11 +126,15 @@ static pthread_once_t layer_once = PTHREAD_ONCE_INIT;
 static void exit_finalize(void);
 static void thread_exit(struct reap__tstate *ts);
 
+static int layer_ready; /* set once layer_init has run */
+
 static void layer_init(void)
 {
 	reap__ledger_add_source(leak_source);
 	reap__on_exit(REAP__EXIT_FINALIZE, exit_finalize);
 	reap__on_thread_exit(thread_exit);
+	/* Release: a creator that sees the flag sees the hooks set. */
+	__atomic_store_n(&layer_ready, 1, __ATOMIC_RELEASE);
 }
 
 /* Register a record if the ledger is on; returns whether it counted. */
@@ -364,7 +368,8 @@ int reap_obj_create_at(reap_gc_domain *domain, reap_obj_type *type, void **out,
 		return reap_raisef(-EINVAL, "object type %s: %s",
 				   type->name ? type->name : "(no name)",
 				   type->name ? "size 0" : "no name");
-	pthread_once(&layer_once, layer_init);
+	if (unlikely(!__atomic_load_n(&layer_ready, __ATOMIC_ACQUIRE)))
+		pthread_once(&layer_once, layer_init);
 	ts = reap__ts();
 	o = reap_malloc(sizeof *o + size);
 	if (o == NULL)
@@ -561,9 +566,8 @@ int reap_weak_create_at(void *obj, reap_weak_fn cb, void *ctx, reap_weak **out,
 	struct reap__obj *o = reap__hdr(obj);
 	struct reap_weak *w;
 
-	reap__obj_check(o, "weak reference", site);
-	pthread_once(&layer_once, layer_init);
-	w = reap_malloc(sizeof *w);
+	reap__obj_check(o, "weak reference", site); /* created: layer ready */
+	w = reap__block_alloc(sizeof *w);
 	if (w == NULL)
 		return -ENOMEM;
 	memset(w, 0, sizeof *w);
@@ -644,7 +648,7 @@ void reap_weak_destroy(reap_weak *w)
 	}
 	reg_del(&w->reg, reap__type_id(&type_weak));
 	weak_put(o);
-	reap_free(w);
+	reap__block_free(w, sizeof *w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -692,7 +696,7 @@ static void final_put_n(struct reap_finalizer *f, uint32_t n)
 	    atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) != n)
 		return;
 	reg_del(&f->reg, reap__type_id(&type_final));
-	reap_free(f);
+	reap__block_free(f, sizeof *f);
 }
 
 static void final_put(struct reap_finalizer *f)
@@ -709,8 +713,7 @@ int reap_finalize_at(void *obj, reap_finalize_fn fn, void *ctx, unsigned flags,
 	reap__obj_check(o, "finalize", site);
 	if (flags & ~(unsigned)REAP_FINALIZE_NO_ATEXIT)
 		return reap_raisef(-EINVAL, "reap_finalize: unknown flags %#x", flags);
-	pthread_once(&layer_once, layer_init);
-	f = reap_malloc(sizeof *f);
+	f = reap__block_alloc(sizeof *f);
 	if (f == NULL)
 		return -ENOMEM;
 	memset(f, 0, sizeof *f);
