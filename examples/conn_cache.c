@@ -219,7 +219,7 @@ int main(void)
 	printf("1. four connections into the cache (db-3 and db-4 without TTL)\n");
 	for (int i = 1; i <= 4; i++) {
 		char name[16];
-		struct conn *c;
+		struct conn *c = NULL;
 
 		snprintf(name, sizeof name, "db-%d", i);
 		CHECK(conn_open(name, &c));

@@ -347,10 +347,12 @@ REAP_API int reap_wmap_foreach(reap_wmap *m, reap_wmap_fn fn, void *ctx)
  * Concurrency: the keys are spread over shards (16 by default), each with
  * its own lock, hash table and LRU list, so get and put are O(1) and
  * threads working on different shards do not wait for each other. The
- * capacity is global and exact (for one thread putting at a time); the
- * LRU order is per shard: over capacity, a put evicts the least recently
- * used entries of its own shard first, then of the others. Set
- * shards = 1 for an exact global LRU.
+ * capacity is global and exact (for one thread putting at a time). With
+ * several shards the LRU order is approximate and per shard (CLOCK: a hit
+ * marks its entry used, and eviction gives a used entry a second
+ * chance), so that a hit writes nothing shared: over capacity, a put
+ * evicts from its own shard first, then from the others. Set shards = 1
+ * for an exact global LRU (a hit moves its entry to the front).
  *
  *     reap_cache_config cfg = {.max_count = 64, .ttl_ns = 30 * REAP_SEC,
  *                              .valid = conn_ok};
@@ -433,7 +435,8 @@ REAP_API void reap_cache_close(reap_cache *c);
  * nanoseconds). The cache takes a reference of its own; the caller keeps
  * its own. An entry with the same key is replaced (its reference
  * dropped). Entries over capacity are evicted, least recently used
- * first; never the new one.
+ * first (approximately, with several shards: see above); never the new
+ * one.
  * Errors: -ENOMEM; -E2BIG (size above max_bytes). On failure the cache
  * is unchanged. Ownership: borrows obj and key (copied). Thread safety:
  * any thread, while the caller holds a reference to obj.
@@ -448,8 +451,8 @@ REAP_API REAP_NODISCARD int reap_cache_put_str(reap_cache *c, const char *key,
 	REAP_NONNULL(1, 2, 3);
 
 /*
- * The value of key as a new strong reference, and key becomes the most
- * recently used of its shard; NULL if it is absent, expired or fails
+ * The value of key as a new strong reference, and key is marked recently
+ * used (see above); NULL if it is absent, expired or fails
  * the validity check (those two are evicted). O(1), no allocation.
  * Ownership: the caller owns the returned reference and releases it.
  * Thread safety: any thread.

@@ -1,14 +1,15 @@
 /*
- * The cache: sharded hash tables with per-shard LRU lists, a global
- * capacity, TTLs, a validity check, and a sweeper thread.
+ * The cache: sharded open-addressing tables with per-shard CLOCK lists, a
+ * global capacity, TTLs, a validity check, and a sweeper thread.
  *
  * The rules it keeps:
  *
  * 1. The cache holds exactly one reference to the value of each entry in
- *    its tables. An entry is unlinked (from its table and LRU list) only
- *    under its shard lock, and the unlinker then releases that reference
- *    and frees the entry, always after unlocking: a release may run the
- *    value's close, which may take any lock or call the cache.
+ *    its shards. An entry is unlinked (from its table slot or spill list,
+ *    and from its LRU list) only under its shard lock, and the unlinker
+ *    then releases that reference and frees the entry, always after
+ *    unlocking: a release may run the value's close, which may take any
+ *    lock or call the cache.
  *
  * 2. No user code runs under a shard lock: the validity check runs on a
  *    reference the caller took under the lock, after unlocking. An entry
@@ -17,19 +18,41 @@
  *    is never taken for it.
  *
  * 3. The capacity is global: count and bytes are atomic sums kept next to
- *    the per-shard ones. A put over capacity evicts from the tail of its
- *    own shard (never the entry it added), then from the other shards one
- *    lock at a time: no thread ever holds two shard locks.
+ *    the per-shard ones, written by puts and evictions only, never by a
+ *    hit. A put over capacity evicts from the tail of its own shard
+ *    (never the entry it added), then from the other shards one lock at
+ *    a time: no thread ever holds two shard locks.
  *
  * 4. A sweep walks each shard from its LRU tail toward its head with a
- *    cursor kept in the shard, which every unlink fixes up, so the walk
- *    can drop the lock between batches. Entries visited in this sweep
- *    carry its epoch and are skipped if moved ahead of the cursor. One
- *    sweep runs at a time (sweep_lock).
+ *    cursor kept in the shard, which every unlink and every move to the
+ *    front fixes up, so the walk can drop the lock between batches.
+ *    Entries visited in this sweep carry its epoch and are skipped if
+ *    moved ahead of the cursor. One sweep runs at a time (sweep_lock).
  *
- * The hit path takes one shard lock, makes no allocation, reads the clock
- * only for an entry that has a TTL, and moves the entry to the front.
+ * 5. A slot of a shard's table mirrors the fields of its entry that a hit
+ *    reads (hash, value, deadline), which never change during the entry's
+ *    life, so an integer-key hit touches the slot and the value, never the
+ *    entry. An integer key is found by its hash alone: mix64() is a
+ *    bijection. Tables are at most half full; a table that cannot grow
+ *    (allocation failure) fills up to one free slot, then its shard keeps
+ *    the rest on a spill list, searched only while it is not empty and
+ *    emptied into the table at the next growth.
+ *
+ * 6. The LRU order is approximate (CLOCK, or second chance) when there
+ *    are several shards: a hit only sets the reference bit of its slot
+ *    (once), and eviction gives a tail entry whose bit is set a second
+ *    chance, clearing it and moving it to the head. A hit thus writes
+ *    nothing outside its shard's first line and its slot. With one shard
+ *    the order is exact: a hit moves its entry to the front.
+ *
+ * Shard locks are spinlocks: the critical sections are a probe and a few
+ * pointer moves, never an allocation except a table's growth, never user
+ * code. A waiter yields the CPU after a short spin, in case the holder
+ * was preempted. The hit path takes one shard lock, makes no allocation,
+ * reads the clock only for an entry that has a TTL, and takes its
+ * reference with one atomic increment.
  */
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,34 +62,63 @@
 
 #define MAX_SHARDS 256
 #define MIN_BUCKETS 8
-#define MAX_PRESIZE (1u << 16)
+#define MAX_PRESIZE (1u << 17)
 #define BATCH 32
 #define NEVER UINT64_MAX
 
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ volatile("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
 struct centry {
-	struct centry *hnext;      /* hash chain; the dead list once unlinked */
-	struct centry *prev, *next; /* LRU: prev toward the head (newest) */
+	struct centry *prev, *next; /* LRU: prev toward the head (newest);
+				     * next: the dead list once unlinked */
+	struct centry *spill;       /* the spill list, if on it (rule 5) */
 	void *value;
 	uint64_t hash;
-	uint64_t ikey;
 	uint64_t expires; /* reap_now_ns() deadline, or NEVER */
 	uint64_t seq;
 	size_t size;
 	uint32_t klen;  /* 0: integer key; else strlen + 1 */
 	uint32_t epoch; /* the last sweep that visited it */
+	uint8_t spilled;
 	char skey[];
 };
 
+/* A table slot (rule 5): 32 bytes, two to a cache line. */
+#define SLOT_STR ((uintptr_t)1) /* in ent: a string key */
+#define SLOT_REF ((uintptr_t)2) /* in ent: used since its last chance */
+#define SLOT_BITS (SLOT_STR | SLOT_REF)
+struct cslot {
+	uint64_t hash;
+	uintptr_t ent; /* struct centry * | SLOT_*; 0: free */
+	void *value;
+	uint64_t expires;
+};
+
+static inline struct centry *slot_entry(const struct cslot *s)
+{
+	return (struct centry *)(s->ent & ~SLOT_BITS);
+}
+
 struct cshard {
-	pthread_mutex_t lock;
-	struct centry **tab;
-	size_t mask, n, bytes;
+	/* First line: all that a hit reads or writes. */
+	atomic_int lock; /* 0 free, 1 held */
+	uint32_t epoch;
+	struct cslot *tab;
+	size_t mask;
+	uint64_t hits, misses;
 	struct centry *head, *tail;
+	struct centry *spill; /* rule 5; NULL but after a failed growth */
+	/* The rest, under the lock too. */
+	size_t n, used, bytes; /* entries, of them in tab, sum of sizes */
 	struct centry *cursor; /* the sweep's next entry (rule 4) */
 	uint64_t seq;
-	uint32_t epoch;
-	/* statistics, under the lock */
-	uint64_t hits, misses, replaced;
+	uint64_t replaced;
 	uint64_t evicted[REAP_CACHE_EVICT_NREASONS];
 } __attribute__((aligned(64)));
 
@@ -77,6 +129,7 @@ struct reap_cache {
 	void *valid_ctx;
 	unsigned nshards, shift;
 	int bounded; /* max_count or max_bytes: keep the global sums */
+	int exact;   /* one shard: exact LRU (rule 6) */
 	pthread_mutex_t sweep_lock;
 	reap_cache_sweeper *sweeper;
 	reap_cleanup *handle;
@@ -122,15 +175,41 @@ static reap_type type_cache = REAP_TYPE_INIT("cache", cache_describe);
 static reap_type type_sweeper = REAP_TYPE_INIT("cache sweeper", sweeper_describe);
 
 /* ------------------------------------------------------------------ */
+/* Shard locks                                                          */
+
+static inline void shard_lock(struct cshard *sh)
+{
+	/* Acquire: the previous holder's writes to the shard are visible. */
+	while (atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire)) {
+		/* Relaxed: only a hint that the lock is free; the exchange
+		 * above orders. */
+		for (int i = 0; atomic_load_explicit(&sh->lock, memory_order_relaxed);
+		     i++) {
+			if (i >= 64)
+				sched_yield();
+			else
+				cpu_relax();
+		}
+	}
+}
+
+static inline void shard_unlock(struct cshard *sh)
+{
+	/* Release: our writes to the shard happen before the next holder's
+	 * reads. */
+	atomic_store_explicit(&sh->lock, 0, memory_order_release);
+}
+
+/* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 
 struct key {
 	const char *s;
-	uint64_t i;
 	uint32_t klen;
 	uint64_t hash;
 };
 
+/* A bijection of the 64-bit integers (rule 5 relies on it). */
 static inline uint64_t mix64(uint64_t x)
 {
 	x ^= x >> 30;
@@ -143,7 +222,7 @@ static inline uint64_t mix64(uint64_t x)
 
 static inline struct key key_int(uint64_t i)
 {
-	struct key k = {NULL, i, 0, mix64(i)};
+	struct key k = {NULL, 0, mix64(i)};
 
 	return k;
 }
@@ -155,15 +234,24 @@ static struct key key_str(const char *s)
 
 	for (; s[n] != '\0'; n++)
 		h = (h ^ (unsigned char)s[n]) * UINT64_C(0x100000001b3);
-	struct key k = {s, 0, (uint32_t)(n + 1), mix64(h ^ n)};
+	struct key k = {s, (uint32_t)(n + 1), mix64(h ^ n)};
 	return k;
 }
 
-static inline int key_eq(const struct centry *e, const struct key *k)
+static inline int entry_eq(const struct centry *e, const struct key *k)
 {
-	if (e->hash != k->hash || e->klen != k->klen)
+	return e->hash == k->hash && e->klen == k->klen &&
+	       (k->klen == 0 || memcmp(e->skey, k->s, k->klen) == 0);
+}
+
+/* Does slot s hold key k? An integer key by its hash alone (rule 5). */
+static inline int slot_eq(const struct cslot *s, const struct key *k)
+{
+	if (s->hash != k->hash)
 		return 0;
-	return k->klen == 0 ? e->ikey == k->i : memcmp(e->skey, k->s, k->klen) == 0;
+	if (k->klen == 0)
+		return !(s->ent & SLOT_STR);
+	return (s->ent & SLOT_STR) && entry_eq(slot_entry(s), k);
 }
 
 static inline struct cshard *shard_of(reap_cache *c, uint64_t hash)
@@ -174,17 +262,78 @@ static inline struct cshard *shard_of(reap_cache *c, uint64_t hash)
 /* ------------------------------------------------------------------ */
 /* Shards (every function here runs under the shard lock)               */
 
-static inline struct centry *find(struct cshard *sh, const struct key *k)
+/* The slot of key k, or NULL (then *spilled: its entry on the spill
+ * list, or NULL). */
+static inline struct cslot *find(struct cshard *sh, const struct key *k,
+				 struct centry **spilled)
 {
-	struct centry *e = sh->tab[k->hash & sh->mask];
+	size_t i = k->hash & sh->mask;
 
-	while (e != NULL && !key_eq(e, k))
-		e = e->hnext;
-	return e;
+	*spilled = NULL;
+	for (;; i = (i + 1) & sh->mask) {
+		struct cslot *s = &sh->tab[i];
+
+		if (s->ent == 0)
+			break;
+		if (slot_eq(s, k))
+			return s;
+	}
+	for (struct centry *e = sh->spill; e != NULL; e = e->spill)
+		if (entry_eq(e, k)) {
+			*spilled = e;
+			break;
+		}
+	return NULL;
+}
+
+/* The slot of e, which is in the table. */
+static struct cslot *slot_of(struct cshard *sh, const struct centry *e)
+{
+	size_t i = e->hash & sh->mask;
+
+	while (slot_entry(&sh->tab[i]) != e)
+		i = (i + 1) & sh->mask;
+	return &sh->tab[i];
+}
+
+/* Put e in a free slot of tab (mask): there is one. */
+static void slot_add(struct cslot *tab, size_t mask, struct centry *e,
+		     uintptr_t bits)
+{
+	size_t i = e->hash & mask;
+
+	while (tab[i].ent != 0)
+		i = (i + 1) & mask;
+	tab[i].hash = e->hash;
+	tab[i].ent = (uintptr_t)e | (e->klen != 0 ? SLOT_STR : 0) | bits;
+	tab[i].value = e->value;
+	tab[i].expires = e->expires;
+}
+
+/* Free slot i, shifting back the slots after it that may move. */
+static void slot_del(struct cshard *sh, size_t i)
+{
+	size_t j = i, h;
+
+	for (;;) {
+		j = (j + 1) & sh->mask;
+		if (sh->tab[j].ent == 0)
+			break;
+		h = sh->tab[j].hash & sh->mask;
+		/* Its home h outside the cyclic range (i, j]: it may move
+		 * back to i. */
+		if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+			sh->tab[i] = sh->tab[j];
+			i = j;
+		}
+	}
+	memset(&sh->tab[i], 0, sizeof sh->tab[i]);
 }
 
 static inline void lru_unlink(struct cshard *sh, struct centry *e)
 {
+	if (sh->cursor == e)
+		sh->cursor = e->prev;
 	if (e->prev != NULL)
 		e->prev->next = e->next;
 	else
@@ -210,13 +359,16 @@ static inline void lru_push(struct cshard *sh, struct centry *e)
 static void unlink_entry(reap_cache *c, struct cshard *sh, struct centry *e,
 			 struct centry **dead)
 {
-	struct centry **pp = &sh->tab[e->hash & sh->mask];
+	if (e->spilled) {
+		struct centry **pp = &sh->spill;
 
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	if (sh->cursor == e)
-		sh->cursor = e->prev;
+		while (*pp != e)
+			pp = &(*pp)->spill;
+		*pp = e->spill;
+	} else {
+		slot_del(sh, (size_t)(slot_of(sh, e) - sh->tab));
+		sh->used--;
+	}
 	lru_unlink(sh, e);
 	sh->n--;
 	sh->bytes -= e->size;
@@ -226,30 +378,49 @@ static void unlink_entry(reap_cache *c, struct cshard *sh, struct centry *e,
 		atomic_fetch_sub_explicit(&c->count, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&c->bytes, e->size, memory_order_relaxed);
 	}
-	e->hnext = *dead;
+	e->next = *dead;
 	*dead = e;
 }
 
-/* Double the table; a failure is benign (the chains grow longer). */
+/* Double the table and empty the spill list into it; a failure is benign
+ * (rule 5). */
 static void grow(struct cshard *sh)
 {
 	size_t nb = (sh->mask + 1) * 2;
-	struct centry **t = reap_calloc(nb, sizeof *t);
+	struct cslot *t = reap_calloc(nb, sizeof *t);
 
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i <= sh->mask; i++) {
-		struct centry *e = sh->tab[i], *next;
-
-		for (; e != NULL; e = next) {
-			next = e->hnext;
-			e->hnext = t[e->hash & (nb - 1)];
-			t[e->hash & (nb - 1)] = e;
-		}
+	for (size_t i = 0; i <= sh->mask; i++)
+		if (sh->tab[i].ent != 0)
+			slot_add(t, nb - 1, slot_entry(&sh->tab[i]),
+				 sh->tab[i].ent & SLOT_REF);
+	for (struct centry *e = sh->spill; e != NULL; e = e->spill) {
+		slot_add(t, nb - 1, e, 0);
+		e->spilled = 0;
+		sh->used++;
 	}
+	sh->spill = NULL;
 	reap_free(sh->tab);
 	sh->tab = t;
 	sh->mask = nb - 1;
+}
+
+/* Link e into sh's table (or spill list) and LRU head. */
+static void link_entry(struct cshard *sh, struct centry *e)
+{
+	if (2 * (sh->used + 1) > sh->mask + 1)
+		grow(sh);
+	if (sh->used + 2 <= sh->mask + 1) { /* one slot stays free */
+		slot_add(sh->tab, sh->mask, e, 0);
+		sh->used++;
+	} else {
+		e->spilled = 1;
+		e->spill = sh->spill;
+		sh->spill = e;
+	}
+	lru_push(sh, e);
+	sh->n++;
 }
 
 static inline int over(reap_cache *c)
@@ -260,17 +431,29 @@ static inline int over(reap_cache *c)
 		atomic_load_explicit(&c->bytes, memory_order_relaxed) > c->max_bytes);
 }
 
-/* Evict from sh's tail, never keep, while the cache is over capacity. */
+/* Evict from sh's tail, never keep, while the cache is over capacity;
+ * a tail entry used since its last chance gets another (rule 6). */
 static void evict_over(reap_cache *c, struct cshard *sh, struct centry *keep,
 		       struct centry **dead)
 {
+	size_t spared = 0;
+
 	while (over(c)) {
 		struct centry *e = sh->tail;
+		struct cslot *s;
 
 		if (e != NULL && e == keep)
 			e = e->prev;
 		if (e == NULL)
 			return;
+		if (!e->spilled && spared < sh->n &&
+		    ((s = slot_of(sh, e))->ent & SLOT_REF)) {
+			s->ent &= ~SLOT_REF;
+			lru_unlink(sh, e);
+			lru_push(sh, e);
+			spared++;
+			continue;
+		}
 		sh->evicted[REAP_CACHE_EVICT_CAPACITY]++;
 		unlink_entry(c, sh, e, dead);
 	}
@@ -282,7 +465,7 @@ static size_t bury(struct centry *dead)
 	size_t n = 0;
 
 	while (dead != NULL) {
-		struct centry *next = dead->hnext;
+		struct centry *next = dead->next;
 
 		reap_release(dead->value);
 		reap_free(dead);
@@ -299,10 +482,8 @@ static void sweeper_halt(reap_cache_sweeper *sw);
 
 static void cache_free(reap_cache *c)
 {
-	for (unsigned i = 0; i < c->nshards; i++) {
-		pthread_mutex_destroy(&c->shards[i].lock);
+	for (unsigned i = 0; i < c->nshards; i++)
 		reap_free(c->shards[i].tab);
-	}
 	pthread_mutex_destroy(&c->sweep_lock);
 	reap_free(c->base);
 }
@@ -315,12 +496,12 @@ static struct centry *take_all(reap_cache *c, int explicit)
 	for (unsigned i = 0; i < c->nshards; i++) {
 		struct cshard *sh = &c->shards[i];
 
-		pthread_mutex_lock(&sh->lock);
+		shard_lock(sh);
 		if (explicit)
 			sh->evicted[REAP_CACHE_EVICT_EXPLICIT] += sh->n;
 		while (sh->head != NULL)
 			unlink_entry(c, sh, sh->head, &dead);
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 	}
 	return dead;
 }
@@ -373,7 +554,8 @@ int reap_cache_open_at(reap_scope *s, const reap_cache_config *cfg,
 	nshards = 1u << bits;
 	buckets = MIN_BUCKETS;
 	if (cfg->max_count != 0) {
-		size_t per = cfg->max_count / nshards + 1;
+		/* At most half full (rule 5). */
+		size_t per = 2 * (cfg->max_count / nshards + 1);
 
 		buckets = (size_t)1 << pow2_at_least(per < MAX_PRESIZE ? per : MAX_PRESIZE);
 		if (buckets < MIN_BUCKETS)
@@ -390,6 +572,7 @@ int reap_cache_open_at(reap_scope *s, const reap_cache_config *cfg,
 	c->max_count = cfg->max_count;
 	c->max_bytes = cfg->max_bytes;
 	c->bounded = cfg->max_count != 0 || cfg->max_bytes != 0;
+	c->exact = nshards == 1;
 	c->ttl_ns = cfg->ttl_ns;
 	c->valid = cfg->valid;
 	c->valid_ctx = cfg->valid_ctx;
@@ -402,7 +585,6 @@ int reap_cache_open_at(reap_scope *s, const reap_cache_config *cfg,
 		if (sh->tab == NULL)
 			goto fail;
 		sh->mask = buckets - 1;
-		pthread_mutex_init(&sh->lock, NULL);
 	}
 	pthread_mutex_init(&c->sweep_lock, NULL);
 	rc = reap_defer_at(s, &type_cache, cache_cleanup, c, &c->handle, site);
@@ -413,10 +595,8 @@ int reap_cache_open_at(reap_scope *s, const reap_cache_config *cfg,
 	*out = c;
 	return 0;
 fail:
-	while (i-- > 0) {
-		pthread_mutex_destroy(&c->shards[i].lock);
+	while (i-- > 0)
 		reap_free(c->shards[i].tab);
-	}
 	reap_free(base);
 	return rc;
 }
@@ -429,6 +609,15 @@ void reap_cache_close(reap_cache *c)
 
 /* ------------------------------------------------------------------ */
 /* Put, get, remove                                                     */
+
+/* Under sh's lock: the entry of key k, or NULL. */
+static struct centry *find_entry(struct cshard *sh, const struct key *k)
+{
+	struct centry *spilled;
+	struct cslot *s = find(sh, k, &spilled);
+
+	return s != NULL ? slot_entry(s) : spilled;
+}
 
 static int put(reap_cache *c, const struct key *k, void *obj, size_t size,
 	       uint64_t ttl)
@@ -452,35 +641,33 @@ static int put(reap_cache *c, const struct key *k, void *obj, size_t size,
 	}
 	e->value = reap_acquire(obj);
 	e->hash = k->hash;
-	e->ikey = k->i;
 	e->size = size;
 	e->klen = k->klen;
 	e->epoch = 0;
+	e->spilled = 0;
+	e->spill = NULL;
 	if (k->klen != 0)
 		memcpy(e->skey, k->s, k->klen);
 
-	pthread_mutex_lock(&sh->lock);
-	if ((old = find(sh, k)) != NULL) {
+	shard_lock(sh);
+	if ((old = find_entry(sh, k)) != NULL) {
 		sh->replaced++;
 		unlink_entry(c, sh, old, &dead);
 	}
-	if (sh->n >= sh->mask + 1)
-		grow(sh);
 	e->seq = ++sh->seq;
-	e->hnext = sh->tab[k->hash & sh->mask];
-	sh->tab[k->hash & sh->mask] = e;
-	lru_push(sh, e);
-	sh->n++;
+	link_entry(sh, e);
 	sh->bytes += size;
 	if (c->bounded) {
+		/* Relaxed: sums read as snapshots (rule 3). */
 		atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&c->bytes, size, memory_order_relaxed);
 	}
 	evict_over(c, sh, e, &dead);
-	pthread_mutex_unlock(&sh->lock);
+	shard_unlock(sh);
 
 	/* Still over: the rest of the excess lives in other shards. */
 	if (over(c) && c->nshards > 1) {
+		/* Relaxed: only spreads the starting shard. */
 		unsigned start = atomic_fetch_add_explicit(&c->rover, 1,
 							   memory_order_relaxed);
 
@@ -489,9 +676,9 @@ static int put(reap_cache *c, const struct key *k, void *obj, size_t size,
 
 			if (o == sh)
 				continue;
-			pthread_mutex_lock(&o->lock);
+			shard_lock(o);
 			evict_over(c, o, NULL, &dead);
-			pthread_mutex_unlock(&o->lock);
+			shard_unlock(o);
 		}
 	}
 	bury(dead);
@@ -517,11 +704,20 @@ int reap_cache_put_str(reap_cache *c, const char *key, void *obj, size_t size,
 /* The entry of shard sh with (hash, seq), if still there. Under the lock. */
 static struct centry *find_seq(struct cshard *sh, uint64_t hash, uint64_t seq)
 {
-	struct centry *e = sh->tab[hash & sh->mask];
+	size_t i = hash & sh->mask;
 
-	while (e != NULL && e->seq != seq)
-		e = e->hnext;
-	return e;
+	for (;; i = (i + 1) & sh->mask) {
+		struct cslot *s = &sh->tab[i];
+
+		if (s->ent == 0)
+			break;
+		if (s->hash == hash && slot_entry(s)->seq == seq)
+			return slot_entry(s);
+	}
+	for (struct centry *e = sh->spill; e != NULL; e = e->spill)
+		if (e->seq == seq)
+			return e;
+	return NULL;
 }
 
 /* The validity check failed for v, taken from entry (hash, seq) of sh. */
@@ -536,48 +732,97 @@ static void condemn(reap_cache *c, struct cshard *sh, uint64_t hash,
 	}
 }
 
-static void *get(reap_cache *c, const struct key *k)
+/* A new reference to v, held by the cache. */
+static inline void *take_ref(void *v)
 {
-	struct cshard *sh = shard_of(c, k->hash);
-	struct centry *e, *dead = NULL;
-	uint64_t seq;
+	/* Relaxed: the cache's reference (rule 1) keeps the count above 0
+	 * while we hold the shard lock; the caller's release orders. */
+	atomic_fetch_add_explicit(&reap__hdr(v)->refs, 1, memory_order_relaxed);
+	return v;
+}
+
+/* The miss or expiry side of get, out of the hit path. */
+static __attribute__((noinline)) void *get_slow(reap_cache *c,
+						struct cshard *sh,
+						struct centry *e,
+						uint64_t *seq)
+{
+	struct centry *dead = NULL;
 	void *v;
 
-	pthread_mutex_lock(&sh->lock);
-	e = find(sh, k);
-	if (unlikely(e == NULL)) {
+	if (e == NULL) {
 		sh->misses++;
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 		return NULL;
 	}
 	if (e->expires != NEVER && reap_now_ns() >= e->expires) {
 		sh->misses++;
 		sh->evicted[REAP_CACHE_EVICT_TTL]++;
 		unlink_entry(c, sh, e, &dead);
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 		bury(dead);
 		return NULL;
 	}
-	v = reap_acquire(e->value);
-	if (e != sh->head) {
+	/* A live spilled entry (rule 5): a hit. */
+	v = take_ref(e->value);
+	if (c->exact && e != sh->head) {
 		lru_unlink(sh, e);
 		lru_push(sh, e);
 	}
 	sh->hits++;
+	*seq = e->seq;
+	shard_unlock(sh);
+	return v;
+}
+
+/* Inlined in each caller, so that an integer key's hit makes one call. */
+static inline __attribute__((always_inline)) void *
+get(reap_cache *c, const struct key *k)
+{
+	struct cshard *sh = shard_of(c, k->hash);
+	struct centry *e, *dead = NULL;
+	struct cslot *s;
+	uint64_t seq = 0;
+	void *v;
+
+	shard_lock(sh);
+	s = find(sh, k, &e);
+	if (unlikely(s == NULL) ||
+	    unlikely(s->expires != NEVER && reap_now_ns() >= s->expires)) {
+		v = get_slow(c, sh, s != NULL ? slot_entry(s) : e, &seq);
+		if (v == NULL || c->valid == NULL)
+			return v;
+		goto check; /* a spilled entry: checked like any other */
+	}
+	v = s->value;
+	/* The caller reads the value next: start its line on its way while
+	 * the count's line comes. */
+	__builtin_prefetch(v);
+	take_ref(v);
+	if (c->exact) {
+		e = slot_entry(s);
+		if (e != sh->head) {
+			lru_unlink(sh, e);
+			lru_push(sh, e);
+		}
+	} else if (!(s->ent & SLOT_REF)) {
+		s->ent |= SLOT_REF;
+	}
+	sh->hits++;
 	if (likely(c->valid == NULL)) {
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 		return v;
 	}
-	seq = e->seq;
-	pthread_mutex_unlock(&sh->lock);
-
+	seq = slot_entry(s)->seq;
+	shard_unlock(sh);
+check:
 	if (c->valid(v, c->valid_ctx))
 		return v;
-	pthread_mutex_lock(&sh->lock);
+	shard_lock(sh);
 	sh->hits--;
 	sh->misses++;
 	condemn(c, sh, k->hash, seq, &dead);
-	pthread_mutex_unlock(&sh->lock);
+	shard_unlock(sh);
 	bury(dead);
 	reap_release(v);
 	return NULL;
@@ -602,13 +847,13 @@ static int remove_key(reap_cache *c, const struct key *k)
 	struct cshard *sh = shard_of(c, k->hash);
 	struct centry *e, *dead = NULL;
 
-	pthread_mutex_lock(&sh->lock);
-	e = find(sh, k);
+	shard_lock(sh);
+	e = find_entry(sh, k);
 	if (e != NULL) {
 		sh->evicted[REAP_CACHE_EVICT_EXPLICIT]++;
 		unlink_entry(c, sh, e, &dead);
 	}
-	pthread_mutex_unlock(&sh->lock);
+	shard_unlock(sh);
 	if (e == NULL)
 		return -ENOENT;
 	bury(dead);
@@ -652,7 +897,7 @@ static size_t sweep_shard(reap_cache *c, struct cshard *sh)
 	uint64_t now = reap_now_ns();
 	uint32_t epoch;
 
-	pthread_mutex_lock(&sh->lock);
+	shard_lock(sh);
 	epoch = ++sh->epoch;
 	if (epoch == 0)
 		epoch = ++sh->epoch; /* 0 marks entries never visited */
@@ -688,11 +933,11 @@ static size_t sweep_shard(reap_cache *c, struct cshard *sh)
 		done = sh->cursor == NULL || steps >= budget;
 		if (nb == 0 && dead == NULL)
 			break;
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 		/* Rule 2: the check runs unlocked, on our own references. */
 		for (size_t i = 0; i < nb; i++)
 			batch[i].bad = !c->valid(batch[i].v, c->valid_ctx);
-		pthread_mutex_lock(&sh->lock);
+		shard_lock(sh);
 		for (size_t i = 0; i < nb; i++) {
 			struct centry *before = dead;
 
@@ -701,18 +946,18 @@ static size_t sweep_shard(reap_cache *c, struct cshard *sh)
 			condemn(c, sh, batch[i].hash, batch[i].seq, &dead);
 			evicted += dead != before;
 		}
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 		/* Our references, then the cache's (rule 1). */
 		for (size_t i = 0; i < nb; i++)
 			reap_release(batch[i].v);
 		bury(dead);
 		dead = NULL;
-		pthread_mutex_lock(&sh->lock);
+		shard_lock(sh);
 		if (done)
 			break;
 	}
 	sh->cursor = NULL;
-	pthread_mutex_unlock(&sh->lock);
+	shard_unlock(sh);
 	return evicted;
 }
 
@@ -732,16 +977,17 @@ size_t reap_cache_sweep(reap_cache *c)
 /* ------------------------------------------------------------------ */
 /* Counts and statistics                                                */
 
-size_t reap_cache_count(const reap_cache *c)
+size_t reap_cache_count(const reap_cache *cc)
 {
+	reap_cache *c = (reap_cache *)cc; /* the locks change */
 	size_t n = 0;
 
 	if (c->bounded)
 		return atomic_load_explicit(&c->count, memory_order_relaxed);
 	for (unsigned i = 0; i < c->nshards; i++) {
-		pthread_mutex_lock(&c->shards[i].lock);
+		shard_lock(&c->shards[i]);
 		n += c->shards[i].n;
-		pthread_mutex_unlock(&c->shards[i].lock);
+		shard_unlock(&c->shards[i]);
 	}
 	return n;
 }
@@ -752,7 +998,7 @@ void reap_cache_stats(reap_cache *c, reap_cache_stat *out)
 	for (unsigned i = 0; i < c->nshards; i++) {
 		struct cshard *sh = &c->shards[i];
 
-		pthread_mutex_lock(&sh->lock);
+		shard_lock(sh);
 		out->hits += sh->hits;
 		out->misses += sh->misses;
 		out->replaced += sh->replaced;
@@ -760,7 +1006,7 @@ void reap_cache_stats(reap_cache *c, reap_cache_stat *out)
 			out->evicted[r] += sh->evicted[r];
 		out->count += sh->n;
 		out->bytes += sh->bytes;
-		pthread_mutex_unlock(&sh->lock);
+		shard_unlock(sh);
 	}
 	out->sweeps = atomic_load_explicit(&c->sweeps, memory_order_relaxed);
 }
