@@ -158,7 +158,8 @@ REAP_API REAP_NODISCARD int reap_weak_create_at(void *obj, reap_weak_fn cb,
  * caller owns the returned reference. Thread safety: any thread. */
 REAP_API void *reap_weak_get(reap_weak *w) REAP_NONNULL(1);
 
-/* True while the referent is alive (a snapshot). Thread safety: any. */
+/* True while the referent is alive (a snapshot). Ownership: borrows w.
+ * Thread safety: any thread. */
 REAP_API bool reap_weak_alive(const reap_weak *w) REAP_NONNULL(1);
 
 /* Destroy a weak reference; its callback will not run after this
@@ -198,18 +199,22 @@ REAP_API REAP_NODISCARD int reap_finalize_at(void *obj, reap_finalize_fn fn,
 	REAP_NONNULL(1, 2, 6);
 
 /* Run it now if still alive (it then never runs again); returns what fn
- * returned, or -ESRCH if it had already run or been detached. Thread
- * safety: any thread; exactly one of racing calls and deaths runs it. */
+ * returned, or -ESRCH if it had already run or been detached. Ownership:
+ * borrows f (the object need not be alive). Thread safety: any thread;
+ * exactly one of racing calls, detaches, deaths and the exit run wins. */
 REAP_API int reap_finalizer_call(reap_finalizer *f) REAP_NONNULL(1);
 
 /* Disarm it if alive and give back its context: true then, false if it
- * had already run or been detached. ctx may be NULL. */
+ * had already run or been detached. ctx may be NULL. Ownership: borrows
+ * f; the context is the caller's again. Thread safety: any thread. */
 REAP_API bool reap_finalizer_detach(reap_finalizer *f, void **ctx) REAP_NONNULL(1);
 
-/* Its context if alive (true), without disarming it. */
+/* Its context if alive (true), without disarming it. Ownership: borrows
+ * f and lends the context. Thread safety: any thread. */
 REAP_API bool reap_finalizer_peek(const reap_finalizer *f, void **ctx) REAP_NONNULL(1);
 
-/* True until it runs or is detached. */
+/* True until it runs or is detached. Ownership: borrows f. Thread
+ * safety: any thread. */
 REAP_API bool reap_finalizer_alive(const reap_finalizer *f) REAP_NONNULL(1);
 
 /* Drop the caller's handle (NULL is ignored). Ownership: takes f.
@@ -217,7 +222,8 @@ REAP_API bool reap_finalizer_alive(const reap_finalizer *f) REAP_NONNULL(1);
 REAP_API void reap_finalizer_release(reap_finalizer *f);
 
 /* Run every live finalizer flagged for exit now, newest first (what
- * process exit does). Returns how many ran. Thread safety: any thread. */
+ * process exit does). Returns how many ran. Ownership: nothing is taken
+ * or returned. Thread safety: any thread. */
 REAP_API size_t reap_finalize_atexit_run(void);
 
 /* ------------------------------------------------------------------ */
@@ -467,7 +473,8 @@ REAP_API int reap_cache_remove_int(reap_cache *c, uint64_t key) REAP_NONNULL(1);
 REAP_API int reap_cache_remove_str(reap_cache *c, const char *key)
 	REAP_NONNULL(1, 2);
 
-/* Evict every entry (reason explicit). Thread safety: any thread. */
+/* Evict every entry (reason explicit). Ownership: drops the cache's
+ * references. Thread safety: any thread. */
 REAP_API void reap_cache_clear(reap_cache *c) REAP_NONNULL(1);
 
 /*
@@ -480,11 +487,13 @@ REAP_API void reap_cache_clear(reap_cache *c) REAP_NONNULL(1);
  */
 REAP_API size_t reap_cache_sweep(reap_cache *c) REAP_NONNULL(1);
 
-/* Entries now (a snapshot). Thread safety: any thread. */
+/* Entries now (a snapshot). Ownership: borrows c. Thread safety: any
+ * thread. */
 REAP_API size_t reap_cache_count(const reap_cache *c) REAP_NONNULL(1);
 
 /* Fill *out with the statistics (summed shard by shard, so a snapshot
- * only while other threads use the cache). Thread safety: any thread. */
+ * only while other threads use the cache). Ownership: fills the caller's
+ * *out. Thread safety: any thread. */
 REAP_API void reap_cache_stats(reap_cache *c, reap_cache_stat *out)
 	REAP_NONNULL(1, 2);
 

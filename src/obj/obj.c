@@ -388,18 +388,28 @@ int reap_obj_create_at(reap_gc_domain *domain, reap_obj_type *type, void **out,
 	return 0;
 }
 
+/*
+ * The counting paths read nothing of the object but what their
+ * read-modify-write returns. A read of the header before it would fetch
+ * the line shared and then upgrade it, and one after it may find the
+ * line taken by another thread meanwhile: either way, one more
+ * coherence transfer per operation when threads share the object. Misuse
+ * still shows: a dead object's count is 0 (its block is in quarantine),
+ * so a stale acquire or release reads 0 and takes the slow path, which
+ * checks the magic word and names the sites.
+ */
 void *reap_acquire(void *obj)
 {
 	struct reap__obj *o = reap__hdr(obj);
-	uint32_t old;
-
-	reap__obj_check(o, "acquire", NULL);
 	/* Relaxed: the caller holds a reference, so the count cannot reach
 	 * 0 meanwhile; ordering comes with the release that hands it on. */
-	old = atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
-	if (unlikely(REAP__REFS(old) == 0))
+	uint32_t old = atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+
+	if (unlikely(REAP__REFS(old) == 0)) {
+		reap__obj_check(o, "acquire", NULL);
 		reap__misuse("acquire of object %p (\"%s\") whose last reference "
 			     "is being released", obj, o->type->name);
+	}
 	return obj;
 }
 
@@ -495,17 +505,16 @@ static void obj_die(struct reap__obj *o, const reap_site *site)
 void reap_release_at(void *obj, const reap_site *site)
 {
 	struct reap__obj *o = reap__hdr(obj);
-	uint32_t old;
-
-	reap__obj_check(o, "release", site);
 	/* Acq_rel: release, so that this holder's writes to the object
 	 * happen before the close that the last release runs; acquire, so
 	 * that the last release sees every other holder's. (One ordering
 	 * for all: a separate acquire fence would cost the same on x86 and
 	 * is invisible to ThreadSanitizer.) */
-	old = atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel);
+	uint32_t old = atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel);
+
 	if (likely(REAP__REFS(old) > 1))
 		return;
+	reap__obj_check(o, "release", site);
 	if (unlikely(REAP__REFS(old) == 0)) {
 		char a[256], b[256];
 
@@ -592,8 +601,10 @@ int reap_weak_create_at(void *obj, reap_weak_fn cb, void *ctx, reap_weak **out,
 void *reap_weak_get(reap_weak *w)
 {
 	struct reap__obj *o = w->o;
-	/* Relaxed: only a starting value for the CAS below. */
-	uint32_t r = atomic_load_explicit(&o->refs, memory_order_relaxed);
+	/* A guess, not a load: the CAS below then starts with the line held
+	 * exclusively (see reap_acquire), and a wrong guess costs one retry
+	 * with the value the CAS read. */
+	uint32_t r = 1;
 
 	/* Invariant 1: never from 0, never on a doomed object. Acquire on
 	 * success: the new holder sees what the last releaser wrote. */
