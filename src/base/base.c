@@ -268,7 +268,24 @@ void reap__free_forgotten(void *p)
  * from the cache is a fallible acquisition like any allocation, so fault
  * injection sees the same sites whether or not the cache is warm.
  */
-static atomic_size_t cache_bytes;
+/* Bytes kept by all threads' caches. Each thread counts its changes in
+ * ts->cache_pend and adds them here once they pass CACHE_BATCH either
+ * way, so that a cached alloc or free costs no atomic operation; the
+ * limit is a soft bound, and may be passed by up to CACHE_BATCH bytes
+ * per thread. */
+#define CACHE_BATCH 65536
+static atomic_long cache_bytes;
+
+static inline void cache_count(struct reap__tstate *ts, long d)
+{
+	ts->cache_pend += d;
+	if (unlikely(ts->cache_pend > CACHE_BATCH || ts->cache_pend < -CACHE_BATCH)) {
+		/* Relaxed: a statistic compared against a soft bound. */
+		atomic_fetch_add_explicit(&cache_bytes, ts->cache_pend,
+					  memory_order_relaxed);
+		ts->cache_pend = 0;
+	}
+}
 static size_t cache_limit = (size_t)128 << 20;
 
 void reap_set_cache_limit(size_t bytes)
@@ -298,7 +315,7 @@ void *reap__block_alloc(size_t size)
 		}
 		head = ts->bcache[i].head;
 		ts->bcache[i].head = *head;
-		atomic_fetch_sub_explicit(&cache_bytes, size, memory_order_relaxed);
+		cache_count(ts, -(long)size);
 		count_held(-1);
 		count_live(1);
 		return head;
@@ -341,11 +358,14 @@ void reap__block_free(void *p, size_t size)
 {
 	struct reap__tstate *ts = &reap__ts_tls;
 	unsigned i, free_slot = REAP__CACHE_SIZES;
+	long kept;
 
 	if (p == NULL)
 		return;
-	if (!ts->ready || atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size >
-				  __atomic_load_n(&cache_limit, __ATOMIC_RELAXED)) {
+	kept = atomic_load_explicit(&cache_bytes, memory_order_relaxed) +
+	       ts->cache_pend + (long)size;
+	if (!ts->ready ||
+	    (kept > 0 && (size_t)kept > __atomic_load_n(&cache_limit, __ATOMIC_RELAXED))) {
 		reap_free(p);
 		return;
 	}
@@ -366,13 +386,15 @@ void reap__block_free(void *p, size_t size)
 	*(void **)p = ts->bcache[i].head;
 	ts->bcache[i].head = p;
 	/* Relaxed: the limit is a soft bound on memory kept. */
-	atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
+	cache_count(ts, (long)size);
 	count_live(-1);
 	count_held(1);
 }
 
 void reap__block_cache_drain(struct reap__tstate *ts)
 {
+	long drained = 0;
+
 	for (unsigned i = 0; i < REAP__CACHE_SIZES; i++) {
 		void **p = ts->bcache[i].head;
 
@@ -380,13 +402,16 @@ void reap__block_cache_drain(struct reap__tstate *ts)
 			void **next = *p;
 
 			alloc_hook.free(alloc_hook.ctx, p);
-			atomic_fetch_sub_explicit(&cache_bytes, ts->bcache[i].size,
-						  memory_order_relaxed);
+			drained += (long)ts->bcache[i].size;
 			count_held(-1);
 			p = next;
 		}
 		ts->bcache[i].head = NULL;
 	}
+	/* Settle this thread's share: pending counts, less what went. */
+	atomic_fetch_add_explicit(&cache_bytes, ts->cache_pend - drained,
+				  memory_order_relaxed);
+	ts->cache_pend = 0;
 }
 
 size_t reap_alloc_live(void)

@@ -279,6 +279,7 @@ struct reap__tstate {
 
 	/* allocation counts not yet folded (see base.c) */
 	long alloc_live, alloc_held;
+	long cache_pend; /* block cache bytes not yet added to the total */
 
 	/* State of later layers, owned by them. */
 	struct reap__thread *thread; /* the reap thread running here, if any */
