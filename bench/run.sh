@@ -91,7 +91,7 @@ mkdir -p docs
 # Benchmarks
 
 \`make bench\` builds the programs of \`bench/\` and runs them in one go: each
-does the same work with reap and with a peer library (talloc, APR), and
+does the same work with reap and with a peer (talloc, APR, GLib, C++, CPython), and
 prints one row per comparison. A row is the median of $BENCH_REPS rounds of
 $BENCH_N operations each, after one warm-up round that is not counted; the
 contenders take turns inside every round (reap, peer, reap, peer, ...) so
@@ -106,7 +106,8 @@ EOF
 	fi
 	cat <<EOF
 To reproduce: \`make bench\` (as root it installs what is missing:
-libtalloc-dev, libapr1-dev, gnuplot-nox, pkg-config). \`BENCH_N\` and
+libtalloc-dev, libapr1-dev, libglib2.0-dev, g++, python3, gnuplot-nox,
+pkg-config). \`BENCH_N\` and
 \`BENCH_REPS\` change the size of a round and the number of rounds.
 
 The machines these numbers come from are shared and noisy: quote the
