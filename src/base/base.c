@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,20 @@ static int fault_hit(void)
 	if (likely(nth == 0))
 		return 0;
 	return atomic_fetch_add_explicit(&fault_seen, 1, memory_order_relaxed) + 1 == nth;
+}
+
+void reap__spin_wait(atomic_int *l)
+{
+	/* Acquire on the exchange, as in reap__spin_lock(); the load is
+	 * relaxed, only a hint that the lock is free. */
+	do {
+		for (int i = 0; atomic_load_explicit(l, memory_order_relaxed); i++) {
+			if (i >= 64)
+				sched_yield();
+			else
+				reap__cpu_relax();
+		}
+	} while (atomic_exchange_explicit(l, 1, memory_order_acquire));
 }
 
 int reap__fault_point(void)

@@ -33,6 +33,34 @@
 /* ------------------------------------------------------------------ */
 /* base                                                                 */
 
+/* A pause inside a spin-wait loop. */
+#if defined(__x86_64__) || defined(__i386__)
+#define reap__cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define reap__cpu_relax() __asm__ volatile("yield" ::: "memory")
+#else
+#define reap__cpu_relax() ((void)0)
+#endif
+
+/*
+ * A spinlock, for critical sections of a few pointer moves: one atomic
+ * exchange to take, one store to drop, against two atomic operations for
+ * a mutex. A waiter yields the CPU after a short spin, in case the
+ * holder was preempted.
+ */
+void reap__spin_wait(atomic_int *l);
+static inline void reap__spin_lock(atomic_int *l)
+{
+	/* Acquire: the holder's writes before its unlock are visible. */
+	if (unlikely(atomic_exchange_explicit(l, 1, memory_order_acquire)))
+		reap__spin_wait(l);
+}
+static inline void reap__spin_unlock(atomic_int *l)
+{
+	/* Release: our writes happen before the next holder's reads. */
+	atomic_store_explicit(l, 0, memory_order_release);
+}
+
 REAP_NORETURN void reap__misuse(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report_text(const char *text);

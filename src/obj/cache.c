@@ -32,7 +32,7 @@
  * 5. A slot of a shard's table mirrors the fields of its entry that a hit
  *    reads (hash, value, deadline), which never change during the entry's
  *    life, so an integer-key hit touches the slot and the value, never the
- *    entry. An integer key is found by its hash alone: mix64() is a
+ *    entry. An integer key is found by its hash alone: reap__mix64() is a
  *    bijection. Tables are at most half full; a table that cannot grow
  *    (allocation failure) fills up to one free slot, then its shard keeps
  *    the rest on a spill list, searched only while it is not empty and
@@ -66,13 +66,6 @@
 #define BATCH 32
 #define NEVER UINT64_MAX
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
 
 struct centry {
 	struct centry *prev, *next; /* LRU: prev toward the head (newest);
@@ -179,73 +172,25 @@ static reap_type type_sweeper = REAP_TYPE_INIT("cache sweeper", sweeper_describe
 
 static inline void shard_lock(struct cshard *sh)
 {
-	/* Acquire: the previous holder's writes to the shard are visible. */
-	while (atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire)) {
-		/* Relaxed: only a hint that the lock is free; the exchange
-		 * above orders. */
-		for (int i = 0; atomic_load_explicit(&sh->lock, memory_order_relaxed);
-		     i++) {
-			if (i >= 64)
-				sched_yield();
-			else
-				cpu_relax();
-		}
-	}
+	reap__spin_lock(&sh->lock);
 }
 
 static inline void shard_unlock(struct cshard *sh)
 {
-	/* Release: our writes to the shard happen before the next holder's
-	 * reads. */
-	atomic_store_explicit(&sh->lock, 0, memory_order_release);
+	reap__spin_unlock(&sh->lock);
 }
 
 /* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 
-struct key {
-	const char *s;
-	uint32_t klen;
-	uint64_t hash;
-};
-
-/* A bijection of the 64-bit integers (rule 5 relies on it). */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
-static inline struct key key_int(uint64_t i)
-{
-	struct key k = {NULL, 0, mix64(i)};
-
-	return k;
-}
-
-static struct key key_str(const char *s)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t n = 0;
-
-	for (; s[n] != '\0'; n++)
-		h = (h ^ (unsigned char)s[n]) * UINT64_C(0x100000001b3);
-	struct key k = {s, (uint32_t)(n + 1), mix64(h ^ n)};
-	return k;
-}
-
-static inline int entry_eq(const struct centry *e, const struct key *k)
+static inline int entry_eq(const struct centry *e, const struct reap__okey *k)
 {
 	return e->hash == k->hash && e->klen == k->klen &&
 	       (k->klen == 0 || memcmp(e->skey, k->s, k->klen) == 0);
 }
 
 /* Does slot s hold key k? An integer key by its hash alone (rule 5). */
-static inline int slot_eq(const struct cslot *s, const struct key *k)
+static inline int slot_eq(const struct cslot *s, const struct reap__okey *k)
 {
 	if (s->hash != k->hash)
 		return 0;
@@ -264,7 +209,7 @@ static inline struct cshard *shard_of(reap_cache *c, uint64_t hash)
 
 /* The slot of key k, or NULL (then *spilled: its entry on the spill
  * list, or NULL). */
-static inline struct cslot *find(struct cshard *sh, const struct key *k,
+static inline struct cslot *find(struct cshard *sh, const struct reap__okey *k,
 				 struct centry **spilled)
 {
 	size_t i = k->hash & sh->mask;
@@ -611,7 +556,7 @@ void reap_cache_close(reap_cache *c)
 /* Put, get, remove                                                     */
 
 /* Under sh's lock: the entry of key k, or NULL. */
-static struct centry *find_entry(struct cshard *sh, const struct key *k)
+static struct centry *find_entry(struct cshard *sh, const struct reap__okey *k)
 {
 	struct centry *spilled;
 	struct cslot *s = find(sh, k, &spilled);
@@ -619,7 +564,7 @@ static struct centry *find_entry(struct cshard *sh, const struct key *k)
 	return s != NULL ? slot_entry(s) : spilled;
 }
 
-static int put(reap_cache *c, const struct key *k, void *obj, size_t size,
+static int put(reap_cache *c, const struct reap__okey *k, void *obj, size_t size,
 	       uint64_t ttl)
 {
 	struct cshard *sh = shard_of(c, k->hash);
@@ -688,7 +633,7 @@ static int put(reap_cache *c, const struct key *k, void *obj, size_t size,
 int reap_cache_put_int(reap_cache *c, uint64_t key, void *obj, size_t size,
 		       uint64_t ttl_ns)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return put(c, &k, obj, size, ttl_ns);
 }
@@ -696,7 +641,7 @@ int reap_cache_put_int(reap_cache *c, uint64_t key, void *obj, size_t size,
 int reap_cache_put_str(reap_cache *c, const char *key, void *obj, size_t size,
 		       uint64_t ttl_ns)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return put(c, &k, obj, size, ttl_ns);
 }
@@ -777,7 +722,7 @@ static __attribute__((noinline)) void *get_slow(reap_cache *c,
 
 /* Inlined in each caller, so that an integer key's hit makes one call. */
 static inline __attribute__((always_inline)) void *
-get(reap_cache *c, const struct key *k)
+get(reap_cache *c, const struct reap__okey *k)
 {
 	struct cshard *sh = shard_of(c, k->hash);
 	struct centry *e, *dead = NULL;
@@ -830,19 +775,19 @@ check:
 
 void *reap_cache_get_int(reap_cache *c, uint64_t key)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return get(c, &k);
 }
 
 void *reap_cache_get_str(reap_cache *c, const char *key)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return get(c, &k);
 }
 
-static int remove_key(reap_cache *c, const struct key *k)
+static int remove_key(reap_cache *c, const struct reap__okey *k)
 {
 	struct cshard *sh = shard_of(c, k->hash);
 	struct centry *e, *dead = NULL;
@@ -862,14 +807,14 @@ static int remove_key(reap_cache *c, const struct key *k)
 
 int reap_cache_remove_int(reap_cache *c, uint64_t key)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return remove_key(c, &k);
 }
 
 int reap_cache_remove_str(reap_cache *c, const char *key)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return remove_key(c, &k);
 }

@@ -52,42 +52,19 @@ _Static_assert(offsetof(struct reap__obj, site) == 64,
 /* ------------------------------------------------------------------ */
 /* Locks and registry                                                   */
 
-/*
- * The critical sections of this file are a few pointer moves, so its
- * locks are spinlocks: one atomic exchange to take, one store to drop,
- * against two atomic operations for a mutex. A waiter yields the CPU
- * after a short spin, in case the holder was preempted.
- */
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
-
+/* The locks of this file guard a few pointer moves: spinlocks. */
 typedef struct {
 	atomic_int held;
 } __attribute__((aligned(64))) spin;
 
-static void spin_lock(spin *l)
+static inline void spin_lock(spin *l)
 {
-	/* Acquire: the holder's writes before its unlock are visible. */
-	while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
-		for (int i = 0; atomic_load_explicit(&l->held, memory_order_relaxed);
-		     i++) {
-			if (i >= 64)
-				sched_yield();
-			else
-				cpu_relax();
-		}
-	}
+	reap__spin_lock(&l->held);
 }
 
-static void spin_unlock(spin *l)
+static inline void spin_unlock(spin *l)
 {
-	/* Release: our writes happen before the next holder's reads. */
-	atomic_store_explicit(&l->held, 0, memory_order_release);
+	reap__spin_unlock(&l->held);
 }
 
 #define NSTRIPES 64

@@ -95,5 +95,46 @@ reap_gc_domain *reap__gc_default(void);
 void reap__gc_track(reap_gc_domain *d, struct reap__obj *o);
 void reap__gc_untrack(struct reap__obj *o);
 
+/*
+ * Keys of the weak-value map and the cache: an integer, or a string
+ * (klen counts its terminating NUL; 0 for an integer key), and a hash.
+ * reap__mix64 is a bijection of the 64-bit integers, so two integer keys
+ * never share a hash (the cache relies on it).
+ */
+struct reap__okey {
+	const char *s;
+	uint64_t i;
+	uint32_t klen;
+	uint64_t hash;
+};
+
+static inline uint64_t reap__mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 27;
+	x *= UINT64_C(0x94d049bb133111eb);
+	x ^= x >> 31;
+	return x;
+}
+
+static inline struct reap__okey reap__okey_int(uint64_t i)
+{
+	struct reap__okey k = {NULL, i, 0, reap__mix64(i)};
+
+	return k;
+}
+
+static inline struct reap__okey reap__okey_str(const char *s)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a, then mixed */
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++)
+		h = (h ^ (unsigned char)s[n]) * UINT64_C(0x100000001b3);
+	struct reap__okey k = {s, 0, (uint32_t)(n + 1), reap__mix64(h ^ n)};
+	return k;
+}
+
 #pragma GCC visibility pop
 #endif /* REAP_OBJ_INTERNAL_H */

@@ -80,42 +80,7 @@ static reap_type type_wmap = REAP_TYPE_INIT("wmap", wmap_describe);
 /* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 
-struct key {
-	const char *s;
-	uint64_t i;
-	uint32_t klen;
-	uint64_t hash;
-};
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
-static struct key key_int(uint64_t i)
-{
-	struct key k = {NULL, i, 0, mix64(i)};
-
-	return k;
-}
-
-static struct key key_str(const char *s)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t n = 0;
-
-	for (; s[n] != '\0'; n++)
-		h = (h ^ (unsigned char)s[n]) * UINT64_C(0x100000001b3);
-	struct key k = {s, 0, (uint32_t)(n + 1), mix64(h ^ n)};
-	return k;
-}
-
-static int key_eq(const struct wentry *e, const struct key *k)
+static int key_eq(const struct wentry *e, const struct reap__okey *k)
 {
 	if (e->hash != k->hash || e->klen != k->klen)
 		return 0;
@@ -142,7 +107,7 @@ static void entry_put(struct wentry *e)
 }
 
 /* Find key in sh; *pp is the link pointing at it. Under the lock. */
-static struct wentry **find(struct wshard *sh, const struct key *k)
+static struct wentry **find(struct wshard *sh, const struct reap__okey *k)
 {
 	struct wentry **pp = &sh->tab[k->hash & sh->mask];
 
@@ -289,7 +254,7 @@ void reap_wmap_destroy(reap_wmap *m)
 		(void)reap_cleanup_run(m->handle);
 }
 
-static int put(reap_wmap *m, const struct key *k, void *obj,
+static int put(reap_wmap *m, const struct reap__okey *k, void *obj,
 	       const reap_site *site)
 {
 	struct wshard *sh = shard_of(m, k->hash);
@@ -337,7 +302,7 @@ static int put(reap_wmap *m, const struct key *k, void *obj,
 int reap_wmap_put_int_at(reap_wmap *m, uint64_t key, void *obj,
 			 const reap_site *site)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return put(m, &k, obj, site);
 }
@@ -345,12 +310,12 @@ int reap_wmap_put_int_at(reap_wmap *m, uint64_t key, void *obj,
 int reap_wmap_put_str_at(reap_wmap *m, const char *key, void *obj,
 			 const reap_site *site)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return put(m, &k, obj, site);
 }
 
-static void *get(reap_wmap *m, const struct key *k)
+static void *get(reap_wmap *m, const struct reap__okey *k)
 {
 	struct wshard *sh = shard_of(m, k->hash);
 	struct wentry *e;
@@ -366,19 +331,19 @@ static void *get(reap_wmap *m, const struct key *k)
 
 void *reap_wmap_get_int(reap_wmap *m, uint64_t key)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return get(m, &k);
 }
 
 void *reap_wmap_get_str(reap_wmap *m, const char *key)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return get(m, &k);
 }
 
-static int remove_key(reap_wmap *m, const struct key *k)
+static int remove_key(reap_wmap *m, const struct reap__okey *k)
 {
 	struct wshard *sh = shard_of(m, k->hash);
 	struct wentry **pp, *e;
@@ -397,14 +362,14 @@ static int remove_key(reap_wmap *m, const struct key *k)
 
 int reap_wmap_remove_int(reap_wmap *m, uint64_t key)
 {
-	struct key k = key_int(key);
+	struct reap__okey k = reap__okey_int(key);
 
 	return remove_key(m, &k);
 }
 
 int reap_wmap_remove_str(reap_wmap *m, const char *key)
 {
-	struct key k = key_str(key);
+	struct reap__okey k = reap__okey_str(key);
 
 	return remove_key(m, &k);
 }

@@ -146,15 +146,6 @@ static reap_type future_type = REAP_TYPE_INIT("future", NULL);
 
 static __thread struct worker *cur_worker;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* ------------------------------------------------------------------ */
 /* The registry of pools, for the leak report of unreleased futures     */
 
@@ -462,7 +453,7 @@ static reap_future *take(struct worker *w)
 			if (atomic_load_explicit(&p->head, memory_order_relaxed) ||
 			    atomic_load_explicit(&p->closing, memory_order_relaxed))
 				break;
-			cpu_relax();
+			reap__cpu_relax();
 			if ((i & 127) == 127)
 				sched_yield();
 		}
@@ -873,7 +864,7 @@ int reap_future_wait(reap_future *f, uint64_t deadline_ns)
 	if (ended(atomic_load_explicit(&f->state, memory_order_acquire)))
 		return 0;
 	for (int i = 0; i < SPIN_WAIT; i++) {
-		cpu_relax();
+		reap__cpu_relax();
 		if (ended(atomic_load_explicit(&f->state, memory_order_acquire)))
 			return 0;
 	}
