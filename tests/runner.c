@@ -256,3 +256,33 @@ int test_run(char *const argv[], char *const env[], char **output)
 	*output = buf;
 	return st;
 }
+
+long test_env_long(const char *name, long dflt, long lo, long hi)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return dflt;
+	n = strtol(v, &end, 10);
+	if (*end != '\0' || n < lo || n > hi)
+		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
+			  name, v, lo, hi);
+	return n;
+}
+
+struct test_snap test_snap(void)
+{
+	struct test_snap s = {reap_ledger_count(), reap_alloc_live()};
+
+	return s;
+}
+
+long test_fault_disarm(void)
+{
+	long seen = reap_fault_count();
+
+	reap_fault_alloc(0);
+	return seen;
+}

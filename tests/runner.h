@@ -121,4 +121,27 @@ void test_reports_clear(void);
 /* The baseline of reap_alloc_live() at the start of the test. */
 extern size_t test_alloc_base;
 
+/* An integer test parameter from the environment (stress tests: thread
+ * and iteration counts), dflt if unset; a value outside [lo, hi] fails
+ * the test. */
+long test_env_long(const char *name, long dflt, long lo, long hi);
+
+/*
+ * Allocation-failure sweeps. test_snap() takes what a failed call must
+ * leave unchanged (live resources, live blocks), ASSERT_UNCHANGED checks
+ * it; test_fault_disarm() stops injecting and returns how many
+ * acquisitions were counted since the arming, so that a failure can be
+ * pinned on the call.
+ */
+struct test_snap {
+	size_t count, live;
+};
+struct test_snap test_snap(void);
+long test_fault_disarm(void);
+#define ASSERT_UNCHANGED(before)                                            \
+	do {                                                                \
+		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
+		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
+	} while (0)
+
 #endif

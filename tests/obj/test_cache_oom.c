@@ -29,31 +29,6 @@ static struct conn *conn_new(void)
 	return k;
 }
 
-struct snap {
-	size_t count, live;
-};
-
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-
-	return s;
-}
-
-#define ASSERT_UNCHANGED(before)                                            \
-	do {                                                                \
-		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
-		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
-	} while (0)
-
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 static void nop(void *arg) { (void)arg; }
 
 #define SENTINEL ((reap_cache *)(uintptr_t)0xca4e)
@@ -65,7 +40,7 @@ static int sweep_open(const reap_cache_config *cfg, int fill)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cache *c = SENTINEL;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -73,10 +48,10 @@ static int sweep_open(const reap_cache_config *cfg, int fill)
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		for (int i = 0; i < fill; i++)
 			ASSERT_OK(reap_defer(s, nop, NULL, NULL));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_cache_open(s, cfg, &c);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			struct conn *k = conn_new();
 			void *g;
@@ -132,7 +107,7 @@ static void sweep_put(int str, int replace)
 		reap_cache_config cfg = {.max_count = 2, .shards = 1};
 		reap_cache *c;
 		struct conn *old = conn_new(), *a = conn_new(), *other = conn_new();
-		struct snap before;
+		struct test_snap before;
 		reap_cache_stat st;
 		long seen;
 		void *g;
@@ -144,11 +119,11 @@ static void sweep_put(int str, int replace)
 		if (replace)
 			ASSERT_OK(str ? reap_cache_put_str(c, "k", old, 1, 0)
 				      : reap_cache_put_int(c, 5, old, 1, 0));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = str ? reap_cache_put_str(c, "k", a, 1, 0)
 			 : reap_cache_put_int(c, 5, a, 1, 0);
-		seen = disarm();
+		seen = test_fault_disarm();
 		reap_cache_stats(c, &st);
 		if (rc == 0) {
 			g = str ? reap_cache_get_str(c, "k") : reap_cache_get_int(c, 5);
@@ -200,7 +175,7 @@ TEST(cache_oom_growth_is_benign)
 
 		reap_fault_alloc(2); /* the entry is the 1st; growth the 2nd */
 		ASSERT_OK(reap_cache_put_int(c, (uint64_t)i, k, 1, 0));
-		failed += disarm() >= 2;
+		failed += test_fault_disarm() >= 2;
 		reap_release(k);
 	}
 	ASSERT_GE_INT(failed, 1);
@@ -221,17 +196,17 @@ TEST(cache_oom_sweeper_start)
 		reap_scope *s;
 		reap_cache *c;
 		reap_cache_sweeper *sw = (reap_cache_sweeper *)(uintptr_t)0x5;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		ASSERT_OK(reap_cache_open(s, NULL, &c));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_cache_sweeper_start(s, c, REAP_SEC, &sw);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_NE_PTR(sw, (reap_cache_sweeper *)(uintptr_t)0x5);
 			ASSERT_EQ_INT(reap_scope_close(s), 0);

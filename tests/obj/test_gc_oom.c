@@ -43,25 +43,6 @@ static void node_close(void *obj)
 static reap_obj_type node_type = {.name = "oomnode", .size = sizeof(struct node),
 	.close = node_close, .traverse = node_traverse, .clear = node_clear};
 
-struct snap {
-	size_t count, live;
-};
-
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-
-	return s;
-}
-
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 #define SENTINEL_DOMAIN ((reap_gc_domain *)(uintptr_t)0x6cd0)
 #define SENTINEL_OBJ ((void *)(uintptr_t)0x0b70)
 
@@ -72,7 +53,7 @@ static void sweep_domain_create(int under_current)
 	for (int n = 1;; n++) {
 		reap_scope *s, *prev = NULL;
 		reap_gc_domain *d = SENTINEL_DOMAIN;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -80,11 +61,11 @@ static void sweep_domain_create(int under_current)
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		if (under_current)
 			prev = reap_scope_set_current(s);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = under_current ? reap_gc_domain_create(NULL, &d)
 				   : reap_gc_domain_create(s, &d);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (under_current)
 			reap_scope_set_current(prev);
 		if (rc == 0) {
@@ -136,15 +117,15 @@ TEST(oom_gc_tracked_object_create_in_a_domain)
 	for (int n = 1;; n++) {
 		void *o = SENTINEL_OBJ;
 		reap_gc_stat st;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_obj_create_in(d, &node_type, &o);
-		seen = disarm();
+		seen = test_fault_disarm();
 		reap_gc_stats(d, &st);
 		if (rc == 0) {
 			ASSERT_EQ_SIZE(st.tracked, 1);
@@ -182,7 +163,7 @@ TEST(oom_gc_collect_never_fails)
 		closes = 0;
 		reap_fault_alloc(n);
 		ASSERT_EQ_INT(reap_gc_collect(NULL), 2);
-		disarm();
+		test_fault_disarm();
 		ASSERT_EQ_INT(closes, 2);
 		reap_gc_stats(NULL, &st);
 		ASSERT_EQ_SIZE(st.tracked, 0);

@@ -22,41 +22,19 @@ static void thing_close(void *obj)
 static reap_obj_type thing_type = {
 	.name = "thing", .size = sizeof(struct thing), .close = thing_close};
 
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
-struct snap {
-	size_t count, live;
-};
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-	return s;
-}
-#define ASSERT_UNCHANGED(b)                                                 \
-	do {                                                                \
-		ASSERT_EQ_SIZE(reap_ledger_count(), (b).count);             \
-		ASSERT_EQ_SIZE(reap_alloc_live(), (b).live);                \
-	} while (0)
-
 TEST(oom_obj_create)
 {
 	int failures = 0;
 
 	for (int n = 1;; n++) {
 		struct thing *t = (struct thing *)0x1;
-		struct snap before = snap_take();
+		struct test_snap before = test_snap();
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		reap_fault_alloc(n);
 		rc = reap_obj_create(&thing_type, &t);
-		disarm();
+		test_fault_disarm();
 		if (rc == 0) {
 			closes = 0;
 			reap_release(t);
@@ -84,16 +62,16 @@ static void sweep_weak(int with_cb)
 	for (int n = 1;; n++) {
 		struct thing *t;
 		reap_weak *w = (reap_weak *)0x1;
-		struct snap before;
+		struct test_snap before;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		ASSERT_OK(reap_obj_create(&thing_type, &t));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = with_cb ? reap_weak_create_cb(t, weak_cb, &cb, &w)
 			     : reap_weak_create(t, &w);
-		disarm();
+		test_fault_disarm();
 		cb = 0;
 		if (rc == 0) {
 			reap_release(t);
@@ -137,15 +115,15 @@ static void sweep_finalize(int handle)
 	for (int n = 1;; n++) {
 		struct thing *t;
 		reap_finalizer *f = (reap_finalizer *)0x1;
-		struct snap before;
+		struct test_snap before;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		ASSERT_OK(reap_obj_create(&thing_type, &t));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_finalize(t, fin, NULL, 0, handle ? &f : NULL);
-		disarm();
+		test_fault_disarm();
 		fin_runs = 0;
 		if (rc == 0) {
 			reap_release(t);
@@ -190,7 +168,7 @@ static int sweep_hold(int prefill)
 	for (int n = 1;; n++) {
 		struct thing *t;
 		reap_scope *s;
-		struct snap before;
+		struct test_snap before;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
@@ -198,10 +176,10 @@ static int sweep_hold(int prefill)
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		for (int i = 0; i < prefill; i++)
 			ASSERT_OK(reap_defer(s, noop, NULL, NULL));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_hold(s, t, NULL);
-		disarm();
+		test_fault_disarm();
 		closes = 0;
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_obj_refs(t), 2);

@@ -435,31 +435,6 @@ TEST(wmap_destroy_while_values_die)
 
 #define MAX_N 64
 
-struct snap {
-	size_t count, live;
-};
-
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-
-	return s;
-}
-
-#define ASSERT_UNCHANGED(before)                                            \
-	do {                                                                \
-		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
-		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
-	} while (0)
-
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 #define SENTINEL_MAP ((reap_wmap *)(uintptr_t)0x3a9)
 
 static void nop(void *arg) { (void)arg; }
@@ -474,7 +449,7 @@ TEST(wmap_oom_create)
 		for (int n = 1;; n++) {
 			reap_scope *s;
 			reap_wmap *m = SENTINEL_MAP;
-			struct snap before;
+			struct test_snap before;
 			long seen;
 			int rc;
 
@@ -482,10 +457,10 @@ TEST(wmap_oom_create)
 			ASSERT_OK(reap_scope_open(NULL, &s));
 			for (int i = 0; i < fill; i++)
 				ASSERT_OK(reap_defer(s, nop, NULL, NULL));
-			before = snap_take();
+			before = test_snap();
 			reap_fault_alloc(n);
 			rc = reap_wmap_create(s, &m);
-			seen = disarm();
+			seen = test_fault_disarm();
 			if (rc == 0) {
 				struct sess *a = sess_new(1, NULL), *g;
 
@@ -518,7 +493,7 @@ static void sweep_put(int str, int replace)
 	for (int n = 1;; n++) {
 		reap_wmap *m = map_new(NULL);
 		struct sess *old = sess_new(1, NULL), *a = sess_new(2, NULL), *g;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -526,10 +501,10 @@ static void sweep_put(int str, int replace)
 		if (replace)
 			ASSERT_OK(str ? reap_wmap_put_str(m, "k", old)
 				      : reap_wmap_put_int(m, 5, old));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = str ? reap_wmap_put_str(m, "k", a) : reap_wmap_put_int(m, 5, a);
-		seen = disarm();
+		seen = test_fault_disarm();
 		g = str ? reap_wmap_get_str(m, "k") : reap_wmap_get_int(m, 5);
 		if (rc == 0) {
 			ASSERT_EQ_PTR(g, a);
@@ -577,7 +552,7 @@ TEST(wmap_oom_growth_is_benign)
 		 * weak reference come first, then any growth. */
 		reap_fault_alloc(3);
 		ASSERT_OK(reap_wmap_put_int(m, (uint64_t)i, v[i]));
-		n = disarm();
+		n = test_fault_disarm();
 		failed += n >= 3;
 	}
 	ASSERT_GE_INT(failed, 1);
@@ -614,14 +589,14 @@ TEST(wmap_oom_foreach)
 		ASSERT_OK(reap_wmap_put_int(m, (uint64_t)i, v[i]));
 	}
 	for (int n = 1;; n++) {
-		struct snap before = snap_take();
+		struct test_snap before = test_snap();
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		calls = 0;
 		reap_fault_alloc(n);
 		rc = reap_wmap_foreach(m, count_fn, &calls);
-		disarm();
+		test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(calls, N);
 			break;

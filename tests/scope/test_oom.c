@@ -30,34 +30,6 @@ static int exit_bump(void *arg, const reap_error *in)
 
 static reap_type conn_type = REAP_TYPE_INIT("oomconn", NULL);
 
-/* What a failed call must leave as it was. */
-struct snap {
-	size_t count, live;
-};
-
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-
-	return s;
-}
-
-#define ASSERT_UNCHANGED(before)                                            \
-	do {                                                                \
-		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
-		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
-	} while (0)
-
-/* Disarm fault injection; return how many acquisitions the call made,
- * so that a failure can be pinned on the call. */
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 #define ASSERT_FAULT_HIT(n) ASSERT_GE_INT(seen, (n))
 
 #define SENTINEL_SCOPE ((reap_scope *)(uintptr_t)0x5e47)
@@ -80,7 +52,7 @@ static int sweep_open(int prefill)
 
 	for (int n = 1;; n++) {
 		reap_scope *p, *c = SENTINEL_SCOPE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -89,10 +61,10 @@ static int sweep_open(int prefill)
 		for (int i = 0; i < prefill; i++)
 			ASSERT_OK(reap_defer(p, bump, NULL, NULL));
 		runs = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_open(p, &c);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_NE_PTR(c, SENTINEL_SCOPE);
 			ASSERT_EQ_PTR(reap_scope_parent(c), p);
@@ -140,17 +112,17 @@ TEST(oom_scope_open_under_the_current_scope)
 
 	for (int n = 1;; n++) {
 		reap_scope *p, *c = SENTINEL_SCOPE, *prev;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &p);
 		prev = reap_scope_set_current(p);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_open(NULL, &c);
-		seen = disarm();
+		seen = test_fault_disarm();
 		reap_scope_set_current(prev);
 		if (rc == 0) {
 			ASSERT_EQ_PTR(reap_scope_parent(c), p);
@@ -193,7 +165,7 @@ TEST(oom_defer)
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
 		reap_ledger_stat st0, st1;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -202,10 +174,10 @@ TEST(oom_defer)
 		runs = 0;
 		k = fill_chunk(s); /* the next defer needs a new chunk */
 		ASSERT_OK(reap_ledger_stats("defer", &st0));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer(s, bump, NULL, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_NE_PTR(h, SENTINEL_HANDLE);
 			ASSERT_EQ_SIZE(reap_ledger_count(), before.count + 1);
@@ -235,17 +207,17 @@ TEST(oom_defer_into_a_fresh_scope)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
 		runs = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer(s, bump, NULL, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
 			ASSERT_EQ_INT(runs, 1);
@@ -269,17 +241,17 @@ TEST(oom_defer_exit_with_a_user_type)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
 		exit_runs = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer_exit(s, &conn_type, exit_bump, NULL, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_SIZE(reap_ledger_count(), before.count + 1);
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
@@ -313,17 +285,17 @@ TEST(oom_defer_fd)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int fd, rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
 		ASSERT_TRUE((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer_fd(s, fd, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
 			ASSERT_FALSE(fd_is_open(fd));
@@ -349,7 +321,7 @@ TEST(oom_defer_file)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		FILE *f;
 		int fd, rc;
@@ -358,10 +330,10 @@ TEST(oom_defer_file)
 		open_ok(NULL, &s);
 		ASSERT_NOT_NULL(f = fopen("/dev/null", "re"));
 		fd = fileno(f);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer_file(s, f, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
 			ASSERT_FALSE(fd_is_open(fd));
@@ -387,7 +359,7 @@ TEST(oom_defer_free)
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		char *p;
 		int rc;
@@ -396,10 +368,10 @@ TEST(oom_defer_free)
 		open_ok(NULL, &s);
 		ASSERT_NOT_NULL(p = malloc(64));
 		strcpy(p, "still mine");
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer_free(s, p, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_scope_close(s), 0); /* frees p */
 			break;
@@ -427,7 +399,7 @@ TEST(oom_defer_unlock)
 		pthread_mutex_t m;
 		reap_scope *s;
 		reap_cleanup *h = SENTINEL_HANDLE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -438,10 +410,10 @@ TEST(oom_defer_unlock)
 		pthread_mutexattr_destroy(&at);
 		ASSERT_EQ_INT(pthread_mutex_lock(&m), 0);
 		open_ok(NULL, &s);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_defer_unlock(s, &m, &h);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
 			ASSERT_EQ_INT(pthread_mutex_trylock(&m), 0); /* unlocked */
@@ -473,7 +445,7 @@ TEST(oom_cleanup_move)
 	for (int n = 1;; n++) {
 		reap_scope *src, *dst;
 		reap_cleanup *h, *h0;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -483,10 +455,10 @@ TEST(oom_cleanup_move)
 		runs = 0;
 		ASSERT_OK(reap_defer(src, bump, NULL, &h));
 		h0 = h;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_cleanup_move(&h, dst);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_SIZE(reap_ledger_count(), before.count);
 			ASSERT_EQ_INT(reap_scope_close(src), 0);
@@ -517,7 +489,7 @@ TEST(oom_scope_move)
 
 	for (int n = 1;; n++) {
 		reap_scope *p, *c, *np;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -527,10 +499,10 @@ TEST(oom_scope_move)
 		open_ok(NULL, &np); /* no chunk yet: the move must allocate */
 		runs = 0;
 		ASSERT_OK(reap_defer(c, bump, NULL, NULL));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_move(c, np);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_PTR(reap_scope_parent(c), np);
 			ASSERT_EQ_INT(reap_scope_close(p), 0);
@@ -559,7 +531,7 @@ TEST(oom_scope_pop_all_into_itself)
 
 	for (int n = 1;; n++) {
 		reap_scope *s, *out = SENTINEL_SCOPE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -570,10 +542,10 @@ TEST(oom_scope_pop_all_into_itself)
 			ASSERT_OK(reap_defer(s, bump, NULL, NULL));
 		ASSERT_NOT_NULL(reap_scope_strdup(s, "memory of s"));
 		reap_scope_fail(s, -EIO);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_pop_all(s, s, &out);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_NE_PTR(out, SENTINEL_SCOPE);
 			ASSERT_EQ_PTR(reap_scope_parent(out), s);
@@ -604,7 +576,7 @@ TEST(oom_scope_pop_all_into_another_scope)
 
 	for (int n = 1;; n++) {
 		reap_scope *s, *p, *out = SENTINEL_SCOPE;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -614,10 +586,10 @@ TEST(oom_scope_pop_all_into_another_scope)
 		runs = 0;
 		for (int i = 0; i < 3; i++)
 			ASSERT_OK(reap_defer(s, bump, NULL, NULL));
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_pop_all(s, p, &out);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_PTR(reap_scope_parent(out), p);
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
@@ -661,16 +633,16 @@ TEST(oom_scope_name)
 
 	for (int n = 1;; n++) {
 		reap_scope *s;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_name(s, "conn#%d", 12);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_STR(reap_scope_get_name(s), "conn#12");
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
@@ -692,7 +664,7 @@ TEST(oom_scope_rename_keeps_the_old_name)
 
 	for (int n = 1;; n++) {
 		reap_scope *s;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -700,10 +672,10 @@ TEST(oom_scope_rename_keeps_the_old_name)
 		open_ok(NULL, &s);
 		ASSERT_OK(reap_scope_name(s, "old"));
 		fill_arena(s);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_scope_name(s, "new-%s", "name");
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_EQ_STR(reap_scope_get_name(s), "new-name");
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
@@ -727,18 +699,18 @@ static void sweep_alloc(size_t size, int strdup_it)
 	memset(big, 'x', sizeof big - 1);
 	for (int n = 1;; n++) {
 		reap_scope *s;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		char *p;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
-		before = snap_take();
+		before = test_snap();
 		errno = 0;
 		reap_fault_alloc(n);
 		p = strdup_it ? reap_scope_strdup(s, size > 100 ? big : "hello")
 			      : reap_scope_alloc(s, size);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (p != NULL) {
 			ASSERT_EQ_INT((uintptr_t)p % 16, 0);
 			if (strdup_it)
@@ -773,18 +745,18 @@ TEST(oom_scope_alloc_big_when_a_block_has_room)
 
 	for (int n = 1;; n++) {
 		reap_scope *s;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		char *p;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &s);
 		ASSERT_NOT_NULL(reap_scope_alloc(s, 16)); /* a block exists */
-		before = snap_take();
+		before = test_snap();
 		errno = 0;
 		reap_fault_alloc(n);
 		p = reap_scope_alloc(s, 70000); /* bigger than any block */
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (p != NULL) {
 			memset(p, 1, 70000);
 			ASSERT_EQ_INT(reap_scope_close(s), 0);
@@ -868,7 +840,7 @@ TEST(oom_scope_failf_still_records_the_code)
 		live = reap_alloc_live();
 		reap_fault_alloc(n);
 		reap_scope_failf(s, -EIO, "disk %d failed", 3);
-		hit = disarm() >= n;
+		hit = test_fault_disarm() >= n;
 		ASSERT_EQ_INT(reap_scope_error(s), -EIO);
 		if (!hit) {
 			ASSERT_EQ_INT(reap_scope_close_err(s, &chain), -EIO);
@@ -903,7 +875,7 @@ TEST(oom_scope_failf_over_an_earlier_error)
 		reap_scope_failf(s, -EINVAL, "first");
 		reap_fault_alloc(n);
 		reap_scope_failf(s, -EPIPE, "second");
-		hit = disarm() >= n;
+		hit = test_fault_disarm() >= n;
 		ASSERT_EQ_INT(reap_scope_error(s), -EPIPE);
 		ASSERT_EQ_INT(reap_scope_close_err(s, &chain), -EPIPE);
 		ASSERT_EQ_INT(inflight_code, -EPIPE);
@@ -932,7 +904,7 @@ TEST(oom_close_err_chain_describes_the_returned_error)
 	reap_scope_failf(s, -EINVAL, "first");
 	reap_fault_alloc(1);
 	reap_scope_failf(s, -EPIPE, "second");
-	ASSERT_EQ_INT(disarm(), 1); /* the link for EPIPE was not made */
+	ASSERT_EQ_INT(test_fault_disarm(), 1); /* the link for EPIPE was not made */
 	rc = reap_scope_close_err(s, &chain);
 	ASSERT_EQ_INT(rc, -EPIPE);
 	if (chain != NULL && chain->code != rc)
@@ -952,21 +924,21 @@ TEST(oom_with_scope_skips_the_body_and_gives_enomem)
 
 	for (int n = 1;; n++) {
 		reap_scope *p;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc = 0, ran = 0;
 
 		ASSERT_LT_INT(n, MAX_N);
 		open_ok(NULL, &p); /* no chunk yet */
 		runs = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		REAP_WITH_SCOPE(s, p, &rc) {
 			reap_fault_alloc(0);
 			ran = 1;
 			ASSERT_OK(reap_defer(s, bump, NULL, NULL));
 		}
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (ran) {
 			ASSERT_EQ_INT(rc, 0);
 			ASSERT_EQ_INT(runs, 1);

@@ -21,21 +21,6 @@
 #define NKEYS 256
 #define RING 4
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 struct conn {
 	atomic_int closing;
 	atomic_int usable;
@@ -164,14 +149,14 @@ static void *clock_thread(void *arg)
 
 TEST(cache_concurrent_mix_with_sweeper)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
 	reap_cache_config cfg = {.max_count = 64, .max_bytes = 64 * 40,
 				 .shards = 4, .valid = conn_ok};
 	reap_cache_stat st;
 	reap_scope *s;
 	pthread_t w[64], ck;
 
-	iters = env_long("REAP_STRESS_ITERS", 200000, 1, 100000000);
+	iters = test_env_long("REAP_STRESS_ITERS", 200000, 1, 100000000);
 	reap_set_clock(fake_clock, NULL);
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_cache_open(s, &cfg, &cache));

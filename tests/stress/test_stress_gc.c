@@ -28,21 +28,6 @@
 
 #include "../runner.h"
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 struct node {
 	void *a;          /* the edge: under the domain lock */
 	atomic_int state; /* 0 live, 1 cleared, 2 closed */
@@ -195,13 +180,13 @@ static void *collector(void *arg)
 
 TEST(stress_gc_collect_while_threads_acquire_release_and_upgrade)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
 	pthread_t t[64], c;
 	long total = 0;
 	reap_gc_stat st;
 	int n;
 
-	iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
+	iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
 	ASSERT_EQ_INT(pthread_create(&c, NULL, collector, &total), 0);
 	for (long i = 0; i < nthreads; i++)
 		ASSERT_EQ_INT(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i), 0);
@@ -259,7 +244,7 @@ TEST(stress_gc_domains_and_concurrent_collectors)
 	reap_scope *s;
 	pthread_t t[4];
 
-	iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000) / 2 + 1;
+	iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000) / 2 + 1;
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_gc_domain_create(s, &doms[0]));
 	ASSERT_OK(reap_gc_domain_create(s, &doms[1]));

@@ -28,21 +28,6 @@
 
 #define MAXK 40 /* cleanups per scope: past the first chunk of 16 */
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 static void widget_describe(void *arg, char *buf, size_t len)
 {
 	snprintf(buf, len, "widget at %p", arg);
@@ -216,8 +201,8 @@ static reap_ledger_stat stat_or_zero(const char *name)
 
 TEST(ledger_counts_stay_exact_under_concurrent_scopes_and_reports)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 0, 256);
-	long iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 0, 256);
+	long iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
 	struct worker *w = calloc((size_t)nthreads + 1, sizeof *w);
 	reap_ledger_stat sc0 = stat_or_zero("scope"), df0 = stat_or_zero("defer");
 	reap_ledger_stat sc, df, wg;

@@ -24,21 +24,6 @@
 
 #define BATCH 1000
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 struct item {
 	atomic_int closing; /* set by close */
 	atomic_int *closes;
@@ -97,7 +82,7 @@ static void *caller(void *arg)
 
 TEST(finalize_once_race)
 {
-	long iters = env_long("REAP_STRESS_ITERS", 1000000, BATCH, 1L << 30);
+	long iters = test_env_long("REAP_STRESS_ITERS", 1000000, BATCH, 1L << 30);
 	pthread_t t;
 	long total = 0;
 
@@ -155,7 +140,7 @@ static void *upgrader(void *arg)
 
 TEST(weak_get_races_last_release)
 {
-	long iters = env_long("REAP_STRESS_ITERS", 300000, BATCH, 1L << 30);
+	long iters = test_env_long("REAP_STRESS_ITERS", 300000, BATCH, 1L << 30);
 	pthread_t t;
 
 	nbatches = iters / BATCH;
@@ -199,11 +184,11 @@ static void *hammer(void *arg)
 
 TEST(acquire_release_shared)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
 	pthread_t t[64];
 	atomic_int closed = 0;
 
-	per_thread = env_long("REAP_STRESS_ITERS", 1000000, 1, 1L << 30);
+	per_thread = test_env_long("REAP_STRESS_ITERS", 1000000, 1, 1L << 30);
 	ASSERT_OK(reap_obj_create(&item_type, &shared));
 	shared->closes = &closed;
 	for (long i = 0; i < nthreads; i++)

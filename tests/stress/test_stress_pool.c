@@ -28,21 +28,6 @@
 
 #include "../runner.h"
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 /* One job: runs counts its runs; its outcome is fixed at submit. */
 struct job {
 	atomic_int runs;
@@ -197,9 +182,9 @@ static void *submit_loop(void *arg)
 
 TEST(stress_pool_submit_cancel_wait)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
-	long iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
-	long nworkers = env_long("REAP_STRESS_WORKERS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
+	long nworkers = test_env_long("REAP_STRESS_WORKERS", 2, 1, 64);
 	struct submitter *sub = calloc((size_t)nthreads, sizeof *sub);
 	pthread_t *th = calloc((size_t)nthreads, sizeof *th);
 	long accepted = 0, cancelled = 0, ran = 0;
@@ -283,9 +268,9 @@ static void *race_loop(void *arg)
 
 static void close_race(reap_pool_mode mode)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
-	long iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
-	long nworkers = env_long("REAP_STRESS_WORKERS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000);
+	long nworkers = test_env_long("REAP_STRESS_WORKERS", 2, 1, 64);
 	struct racer *r = calloc((size_t)nthreads, sizeof *r);
 	pthread_t *th = calloc((size_t)nthreads, sizeof *th);
 	atomic_int go = 0;
@@ -390,8 +375,8 @@ static void *pool_churn(void *arg)
 
 TEST(stress_pool_create_close_churn)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
-	long iters = env_long("REAP_STRESS_ITERS", 20000, 1, 100000000) / 100 + 1;
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long iters = test_env_long("REAP_STRESS_ITERS", 20000, 1, 100000000) / 100 + 1;
 	pthread_t th[64];
 
 	inits = finis = 0;

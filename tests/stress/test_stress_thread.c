@@ -26,27 +26,12 @@
 
 #include "../runner.h"
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 static long nthreads, iters;
 
 static void params(void)
 {
-	nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
-	iters = env_long("REAP_STRESS_ITERS", 300, 1, 10000000);
+	nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	iters = test_env_long("REAP_STRESS_ITERS", 300, 1, 10000000);
 }
 
 static unsigned rnd(unsigned *seed)

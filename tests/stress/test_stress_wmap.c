@@ -24,21 +24,6 @@
 #define NKEYS 64
 #define RING 8
 
-static long env_long(const char *name, long dflt, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi)
-		test_fail(__FILE__, __LINE__, "%s=%s: want an integer in [%ld, %ld]",
-			  name, v, lo, hi);
-	return n;
-}
-
 struct val {
 	atomic_int closing;
 	uint64_t key;
@@ -165,10 +150,10 @@ static void *walker(void *arg)
 
 TEST(wmap_get_races_death)
 {
-	long nthreads = env_long("REAP_STRESS_THREADS", 2, 1, 64);
+	long nthreads = test_env_long("REAP_STRESS_THREADS", 2, 1, 64);
 	pthread_t w[64], r[64], k;
 
-	iters = env_long("REAP_STRESS_ITERS", 200000, 1, 100000000);
+	iters = test_env_long("REAP_STRESS_ITERS", 200000, 1, 100000000);
 	ASSERT_OK(reap_wmap_create(NULL, &map));
 	atomic_store(&writers_left, (int)nthreads);
 	for (long i = 0; i < nthreads; i++) {
@@ -205,7 +190,7 @@ static void *release_all(void *arg)
 
 TEST(wmap_destroy_races_death)
 {
-	long rounds = env_long("REAP_STRESS_ITERS", 200000, 1, 100000000) / 100;
+	long rounds = test_env_long("REAP_STRESS_ITERS", 200000, 1, 100000000) / 100;
 	enum { N = 64 };
 
 	for (long r = 0; r < rounds; r++) {

@@ -21,31 +21,6 @@
 
 #define MAX_N 400
 
-struct snap {
-	size_t count, live;
-};
-
-static struct snap snap_take(void)
-{
-	struct snap s = {reap_ledger_count(), reap_alloc_live()};
-
-	return s;
-}
-
-#define ASSERT_UNCHANGED(before)                                            \
-	do {                                                                \
-		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
-		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
-	} while (0)
-
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 #define SENTINEL_POOL ((reap_pool *)(uintptr_t)0x9001)
 #define SENTINEL_FUTURE ((reap_future *)(uintptr_t)0xf001)
 
@@ -95,7 +70,7 @@ static void sweep_create(unsigned nworkers, reap_pool_init_fn init,
 	for (int n = 1;; n++) {
 		reap_scope *s;
 		reap_pool *p = SENTINEL_POOL;
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -105,10 +80,10 @@ static void sweep_create(unsigned nworkers, reap_pool_init_fn init,
 		 * failed call may use it and give it back, not free it. */
 		ASSERT_OK(reap_defer(s, noop_cleanup, NULL, NULL));
 		inits = finis = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_pool_create(s, nworkers, init, fini, NULL, &p);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			reap_future *f;
 
@@ -162,17 +137,17 @@ TEST(oom_pool_create_under_the_current_scope)
 	for (int n = 1;; n++) {
 		reap_scope *s, *prev;
 		reap_pool *p = SENTINEL_POOL;
-		struct snap before;
+		struct test_snap before;
 		int rc;
 
 		ASSERT_LT_INT(n, MAX_N);
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		ASSERT_OK(reap_defer(s, noop_cleanup, NULL, NULL));
 		prev = reap_scope_set_current(s);
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_pool_create(NULL, 2, NULL, NULL, NULL, &p);
-		disarm();
+		test_fault_disarm();
 		reap_scope_set_current(prev);
 		if (rc == 0) {
 			ASSERT_OK(reap_scope_close(s));
@@ -196,7 +171,7 @@ static int sweep_submit(int held, bool with_future)
 		reap_scope *s;
 		reap_pool *p;
 		reap_future *f = SENTINEL_FUTURE, **h = calloc((size_t)held + 1, sizeof *h);
-		struct snap before;
+		struct test_snap before;
 		long seen;
 		int rc;
 
@@ -209,10 +184,10 @@ static int sweep_submit(int held, bool with_future)
 		for (int i = 0; i < held; i++)
 			ASSERT_OK(reap_future_wait(h[i], REAP_FOREVER));
 		ran = 0;
-		before = snap_take();
+		before = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_pool_submit(p, job_count, NULL, with_future ? &f : NULL);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			if (with_future) {
 				ASSERT_NE_PTR(f, SENTINEL_FUTURE);

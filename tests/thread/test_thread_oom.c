@@ -18,14 +18,6 @@
 
 #define MAX_N 32
 
-static long disarm(void)
-{
-	long seen = reap_fault_count();
-
-	reap_fault_alloc(0);
-	return seen;
-}
-
 #define SENTINEL ((void *)(uintptr_t)0x5e47)
 
 /* The thread waits for the gate, so that it makes no acquisition while
@@ -62,7 +54,7 @@ static void sweep_spawn(const reap_thread_opts *opts, int prefill, int *enomem,
 		atomic_store(&ran, 0);
 		reap_fault_alloc(n);
 		rc = reap_thread_spawn_at(p, opts, gated, NULL, &t, REAP_SITE);
-		seen = disarm();
+		seen = test_fault_disarm();
 		atomic_store(&gate, 1);
 		if (rc == 0) {
 			ASSERT_NE_PTR(t, SENTINEL);
@@ -127,7 +119,7 @@ TEST(oom_cancel_create)
 		count = reap_ledger_count();
 		reap_fault_alloc(n);
 		rc = reap_cancel_create(p, &c);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			ASSERT_NE_PTR(c, SENTINEL);
 			ASSERT_EQ_SIZE(reap_ledger_count(), count + 1);
@@ -180,7 +172,7 @@ TEST(oom_tls_create)
 		count = reap_ledger_count();
 		reap_fault_alloc(n);
 		rc = reap_tls_create(p, init_val, dtor_val, NULL, &k);
-		seen = disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			void *v;
 
@@ -228,7 +220,7 @@ static void sweep_get_set(int use_set)
 			atomic_store(&inits, 0);
 			reap_fault_alloc(n);
 			rc = use_set ? reap_tls_set(key, (void *)0x99) : reap_tls_get(key, &v);
-			seen = disarm();
+			seen = test_fault_disarm();
 			if (rc == 0) {
 				ASSERT_EQ_PTR(reap_tls_peek(key), use_set ? (void *)0x99
 									: (void *)0x1234);
