@@ -16,13 +16,16 @@
  *
  * 2. The header's memory is held by `weak`: 1 for the strong references
  *    as a group (dropped when the object dies), plus one per weak
- *    reference. The memory is freed when it reaches 0. (Finalizer
- *    records need no hold: see invariant 4 and final_unlist().) A weak reference therefore always reads a
- *    valid `refs`, even after death: reap_weak_get() never touches freed
- *    memory, and it fails on a dead object by invariant 1.
+ *    reference. The memory is freed when it reaches 0. A weak reference
+ *    therefore always reads a valid `refs`, even after death:
+ *    reap_weak_get() never touches freed memory, and it fails on a dead
+ *    object by invariant 1. (Finalizer records need no hold: see
+ *    invariant 4 and final_unlist().)
  *
- * 3. The cycle detector may set REAP__DOOMED in refs, with a CAS from the
- *    count it computed, on members of a garbage cycle. An upgrade fails
+ * 3. The cycle detector may set REAP__DOOMED in refs on members of a
+ *    garbage cycle: with a CAS from the count it computed, or with a
+ *    plain store for a member that no weak reference and no other
+ *    holder can reach (see gc.c). An upgrade fails
  *    on a doomed object, so garbage cannot be reached again through weak
  *    references while its cycle is being broken; the count below the bit
  *    goes on as before, and the last release still ends it.
