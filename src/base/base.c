@@ -406,6 +406,15 @@ void reap__block_free(void *p, size_t size)
 	count_held(1);
 }
 
+void reap__block_free_held(void *p, size_t size)
+{
+	/* Counted as held already: as live for a moment, then cached or
+	 * freed as any block. */
+	count_held(-1);
+	count_live(1);
+	reap__block_free(p, size);
+}
+
 void reap__block_cache_drain(struct reap__tstate *ts)
 {
 	long drained = 0;

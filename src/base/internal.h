@@ -81,6 +81,9 @@ void reap__ledger_threads_alloc(long *sum, int held);
 void *reap__block_alloc(size_t size);
 void *reap__block_alloc_aligned(size_t size, size_t align, size_t *bytes);
 void reap__block_free(void *p, size_t size);
+/* reap__block_free() for a block that reap__alloc_forget() took off
+ * the live count (a quarantined one). */
+void reap__block_free_held(void *p, size_t size);
 struct reap__tstate;
 void reap__block_cache_drain(struct reap__tstate *ts);
 

@@ -197,11 +197,17 @@ static __thread struct {
 	int off;
 } quarantine;
 
+/* The bytes of an object's block (its type outlives it). */
+static size_t obj_bytes(const struct reap__obj *o)
+{
+	return sizeof *o + o->type->size;
+}
+
 static void quarantine_drain(void)
 {
 	for (unsigned i = 0; i < QSIZE; i++) {
 		if (quarantine.slot[i] != NULL)
-			reap__free_forgotten(quarantine.slot[i]);
+			reap__block_free_held(quarantine.slot[i], obj_bytes(quarantine.slot[i]));
 		quarantine.slot[i] = NULL;
 	}
 }
@@ -218,12 +224,12 @@ static void obj_free(struct reap__obj *o)
 	void **slot;
 
 	if (quarantine.off || sizeof *o + o->type->size > QBYTES) {
-		reap_free(o);
+		reap__block_free(o, obj_bytes(o));
 		return;
 	}
 	slot = &quarantine.slot[quarantine.pos++ % QSIZE];
 	if (*slot != NULL)
-		reap__free_forgotten(*slot);
+		reap__block_free_held(*slot, obj_bytes(*slot));
 	reap__alloc_forget(o);
 	*slot = o;
 }
@@ -351,7 +357,7 @@ int reap_obj_create_at(reap_gc_domain *domain, reap_obj_type *type, void **out,
 	if (unlikely(!__atomic_load_n(&layer_ready, __ATOMIC_ACQUIRE)))
 		pthread_once(&layer_once, layer_init);
 	ts = reap__ts();
-	o = reap_malloc(sizeof *o + size);
+	o = reap__block_alloc(sizeof *o + size);
 	if (o == NULL)
 		return -ENOMEM;
 	memset(o, 0, sizeof *o + size);
