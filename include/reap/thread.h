@@ -97,7 +97,8 @@ REAP_API int reap_cancel_sleep(reap_cancel *c, uint64_t ns);
 /* pthread_cond_wait on cv with m held (as pthread requires); m is held
  * again on return, whatever the result. Spurious wake-ups return 0, so
  * loop on your predicate. A request made while the requester itself
- * holds m is still seen, within 50 ms. Ownership: borrows c, cv and m.
+ * holds m is still seen (once the requester lets m go). Ownership:
+ * borrows c, cv and m.
  * Thread safety: any thread, with m held. */
 REAP_API int reap_cancel_cond_wait(reap_cancel *c, pthread_cond_t *cv,
 				   pthread_mutex_t *m, uint64_t deadline_ns)

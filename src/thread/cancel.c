@@ -16,10 +16,15 @@
  *     broadcasts each listed cv holding its m when it can take it
  *     (trylock, retried briefly): with m held no waiter can be between
  *     its check and its wait, so none misses the wake. When m stays busy
- *     (the requester itself may hold it) the request broadcasts without
- *     it; the one waiter that could then miss the wake is one stopped
- *     between its check and its wait, and waits are made in slices of
+ *     the request broadcasts without it. That is enough when another
+ *     thread holds m (the requester itself, say): a waiter is then
+ *     either inside pthread_cond_wait, and woken, or blocked on m, and
+ *     checks the flag once it has it. The one waiter that could miss the
+ *     wake is one that holds m itself, stopped between its check and its
+ *     wait all through the retries; waits are made in slices of
  *     WAIT_SLICE_NS that re-check the flag, so it still returns, late.
+ *     The slice is long (idle waiters wake once a second) because that
+ *     case needs the waiter preempted for the whole of the retries.
  *
  * A token is shared by reference count: a token made by
  * reap_cancel_create() is held by its scope and by each thread spawned
@@ -36,7 +41,7 @@
 
 #include "thread_internal.h"
 
-#define WAIT_SLICE_NS 50000000ull /* 50 ms: see the essay above */
+#define WAIT_SLICE_NS 1000000000ull /* 1 s: see the essay above */
 
 static void token_describe(void *arg, char *buf, size_t len);
 static reap_type cancel_type = REAP_TYPE_INIT("cancel token", token_describe);
