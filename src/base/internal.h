@@ -65,6 +65,11 @@ REAP_NORETURN void reap__misuse(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report_text(const char *text);
 
+/* A site as "file:line in func()" ("(unknown site)" for NULL), into buf
+ * (returned) or onto f. */
+const char *reap__site_str(const reap_site *s, char *buf, size_t len);
+void reap__site_print(FILE *f, const reap_site *s);
+
 /* Quarantine support: stop counting a block as live without freeing it,
  * and free such a block later. */
 void reap__alloc_forget(void *p);
@@ -100,7 +105,6 @@ int reap__fault_point(void);
 enum {
 	REAP__EXIT_THREADS,  /* report threads still running */
 	REAP__EXIT_FINALIZE, /* finalizers flagged for exit */
-	REAP__EXIT_LATE,     /* anything that must see the rest done */
 	REAP__EXIT_NPHASES
 };
 void reap__on_thread_exit(void (*fn)(struct reap__tstate *ts));
@@ -315,8 +319,6 @@ struct reap__tstate {
 	/* State of later layers, owned by them. */
 	struct reap__thread *thread; /* the reap thread running here, if any */
 	struct reap__tls_vec *tls;   /* this thread's thread-local values */
-	void *locks;                 /* lock-order checker: locks held */
-	void *obj;                   /* obj layer */
 
 	struct reap__tstate *prev, *next; /* registry of thread states */
 };

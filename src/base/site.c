@@ -68,3 +68,19 @@ uint32_t reap__key_slow(struct reap__tstate *ts, const reap_site *site,
 	}
 	return id;
 }
+
+const char *reap__site_str(const reap_site *s, char *buf, size_t len)
+{
+	if (s == NULL)
+		snprintf(buf, len, "(unknown site)");
+	else
+		snprintf(buf, len, "%s:%d in %s()", s->file, s->line, s->func);
+	return buf;
+}
+
+void reap__site_print(FILE *f, const reap_site *s)
+{
+	char buf[512];
+
+	fputs(reap__site_str(s, buf, sizeof buf), f);
+}

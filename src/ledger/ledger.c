@@ -458,14 +458,6 @@ static int registered(struct report *r, reap_scope *s)
 	return bsearch(&s, r->scopes, r->nscopes, sizeof s, cmp_ptr) != NULL;
 }
 
-static void print_site(FILE *f, const reap_site *site)
-{
-	if (site != NULL)
-		fprintf(f, "%s:%d in %s()", site->file, site->line, site->func);
-	else
-		fprintf(f, "(unknown site)");
-}
-
 static void print_age_ms(FILE *f, uint32_t now, uint32_t then)
 {
 	uint32_t d = now > then ? now - then : 0;
@@ -571,7 +563,7 @@ static void tree_entry(struct report *r, reap_scope *s, reap_cleanup *e,
 	describe(r, s, e, t, desc, sizeof desc);
 	fprintf(r->f, "%s%s%s  created at ", t ? t->name : "?", desc[0] ? " " : "",
 		desc);
-	print_site(r->f, k ? k->site : NULL);
+	reap__site_print(r->f, k ? k->site : NULL);
 	fprintf(r->f, "  T%u  age ", (unsigned)s->tid);
 	print_age_ms(r->f, r->now_ms, RD(e->t_ms));
 	fputc('\n', r->f);
@@ -602,7 +594,7 @@ static void tree_scope(struct report *r, reap_scope *s, const char *prefix)
 		else
 			fprintf(r->f, "scope#%llu", (unsigned long long)s->id);
 		fprintf(r->f, "  created at ");
-		print_site(r->f, s->site);
+		reap__site_print(r->f, s->site);
 		fprintf(r->f, "  T%u  age %llu.%03llus", s->tid,
 			(unsigned long long)(age / 1000000000u),
 			(unsigned long long)(age / 1000000u % 1000u));
@@ -624,7 +616,7 @@ void reap__leak_print(FILE *f, const char *what, const char *desc,
 		what, desc[0] ? " " : "", desc, (unsigned long long)(age_ms / 1000),
 		(unsigned long long)(age_ms % 1000), tid);
 	fprintf(f, "    #0 ");
-	print_site(f, site);
+	reap__site_print(f, site);
 	fprintf(f, "\n    owner: %s\n\n", owner);
 }
 

@@ -130,7 +130,6 @@ static reap_gc_domain def = {
 	.garbage = {.gc_prev = &def.garbage, .gc_next = &def.garbage},
 };
 
-reap_gc_domain *reap__gc_default(void) { return &def; }
 
 /* ------------------------------------------------------------------ */
 /* Lists: circular, through gc_prev/gc_next, with a header as the head  */
@@ -218,15 +217,6 @@ static void dunlock(reap_gc_domain *d)
 	}
 }
 
-static const char *site_text(const reap_site *s, char *buf, size_t len)
-{
-	if (s == NULL)
-		snprintf(buf, len, "(unknown)");
-	else
-		snprintf(buf, len, "%s:%d in %s()", s->file, s->line, s->func);
-	return buf;
-}
-
 static const char *domain_name(const reap_gc_domain *d, char *buf, size_t len)
 {
 	char s[256];
@@ -235,7 +225,7 @@ static const char *domain_name(const reap_gc_domain *d, char *buf, size_t len)
 		snprintf(buf, len, "the default domain");
 	else
 		snprintf(buf, len, "the domain created at %s",
-			 site_text(d->site, s, sizeof s));
+			 reap__site_str(d->site, s, sizeof s));
 	return buf;
 }
 
@@ -249,7 +239,7 @@ static reap_gc_domain *live_domain(reap_gc_domain *d, const char *what)
 		reap__misuse("%s of gc domain %p%s, created at %s",
 			     what, (void *)d,
 			     d->magic == D_DEAD ? " after it was destroyed" : ": not a gc domain",
-			     d->magic == D_DEAD ? site_text(d->site, s, sizeof s) : "?");
+			     d->magic == D_DEAD ? reap__site_str(d->site, s, sizeof s) : "?");
 	}
 	return d;
 }
@@ -360,7 +350,7 @@ static int visit_decref(void *ref, void *ctx)
 
 		reap__misuse("gc: traverse reports more references to %p "
 			     "(\"%s\", created at %s) than its count holds",
-			     ref, t->type->name, site_text(t->site, s, sizeof s));
+			     ref, t->type->name, reap__site_str(t->site, s, sizeof s));
 	}
 	gset(t, g - 1);
 	return 0;
@@ -610,7 +600,7 @@ static size_t report_kept(reap_gc_domain *d, struct reap__obj *kept,
 		k = snprintf(buf + pos, len - pos, "    %p \"%s\"%s%s%s, created at %s\n",
 			     reap__body(o), o->type->name,
 			     o->type->clear ? "" : " (no clear)", desc[0] ? " " : "",
-			     desc, site_text(o->site, s, sizeof s));
+			     desc, reap__site_str(o->site, s, sizeof s));
 		if (k > 0 && (size_t)k < len - pos)
 			pos += (size_t)k;
 		shown++;

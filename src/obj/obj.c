@@ -315,15 +315,6 @@ static void death_unlink(struct reap__obj *o, struct reap__death *d)
 /* ------------------------------------------------------------------ */
 /* Objects                                                              */
 
-static const char *site_str(const reap_site *s, char *buf, size_t len)
-{
-	if (s == NULL)
-		snprintf(buf, len, "(unknown)");
-	else
-		snprintf(buf, len, "%s:%d in %s()", s->file, s->line, s->func);
-	return buf;
-}
-
 void reap__obj_check(const struct reap__obj *o, const char *what,
 		     const reap_site *site)
 {
@@ -336,11 +327,11 @@ void reap__obj_check(const struct reap__obj *o, const char *what,
 		reap__misuse("%s of object %p (\"%s\") at %s: it was released for good "
 			     "at %s; created at %s",
 			     what, reap__body(o), o->type ? o->type->name : "?",
-			     site_str(site, a, sizeof a),
-			     site_str(o->release_site, b, sizeof b),
-			     site_str(o->site, c, sizeof c));
+			     reap__site_str(site, a, sizeof a),
+			     reap__site_str(o->release_site, b, sizeof b),
+			     reap__site_str(o->site, c, sizeof c));
 	reap__misuse("%s of %p at %s: not a reap object", what, reap__body(o),
-		     site_str(site, a, sizeof a));
+		     reap__site_str(site, a, sizeof a));
 }
 
 int reap_obj_create_at(reap_gc_domain *domain, reap_obj_type *type, void **out,
@@ -404,7 +395,7 @@ static void report_error(int rc, const char *what, const reap_site *site)
 	char a[256];
 
 	reap__report("reap: %s failed: %s (%s), registered at %s\n", what,
-		     reap_strerror(rc), reap_errname(rc), site_str(site, a, sizeof a));
+		     reap_strerror(rc), reap_errname(rc), reap__site_str(site, a, sizeof a));
 }
 
 static void final_put(struct reap_finalizer *f);
@@ -506,7 +497,7 @@ void reap_release_at(void *obj, const reap_site *site)
 
 		reap__misuse("release of object %p (\"%s\") at %s: no reference left; "
 			     "created at %s", obj, o->type->name,
-			     site_str(site, a, sizeof a), site_str(o->site, b, sizeof b));
+			     reap__site_str(site, a, sizeof a), reap__site_str(o->site, b, sizeof b));
 	}
 	obj_die(o, site);
 }

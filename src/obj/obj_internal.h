@@ -91,7 +91,6 @@ void reap__obj_check(const struct reap__obj *o, const char *what,
  * domain); untrack unlinks it when its count reaches 0, before its
  * finalizers run. Both take the domain's lock.
  */
-reap_gc_domain *reap__gc_default(void);
 void reap__gc_track(reap_gc_domain *d, struct reap__obj *o);
 void reap__gc_untrack(struct reap__obj *o);
 

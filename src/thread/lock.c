@@ -117,13 +117,6 @@ static const char *lname(unsigned id)
 	return names[id] != NULL ? names[id] : "(unnamed)";
 }
 
-static void print_site(FILE *f, const reap_site *s)
-{
-	if (s == NULL)
-		s = &unknown_site;
-	fprintf(f, "%s:%d in %s()", s->file, s->line, s->func);
-}
-
 /* Report that taking `to` at site while holding h inverts the order
  * the graph already has from `to` back to h->id (path in parent[]). */
 static void report_inversion(const struct held *h, unsigned to,
@@ -140,18 +133,18 @@ static void report_inversion(const struct held *h, unsigned to,
 		path[n++] = x;
 	fprintf(m, "reap: lock-order inversion: thread T%u takes \"%s\" at ",
 		reap__ts()->num, lname(to));
-	print_site(m, site);
+	reap__site_print(m, site);
 	fprintf(m, "\n    while holding \"%s\", taken at ", lname(h->id));
-	print_site(m, h->site);
+	reap__site_print(m, h->site);
 	fprintf(m, "\n    but the opposite order was seen before:\n");
 	/* The path to -> ... -> h->id, edge by edge. */
 	for (unsigned i = n, from = to; i-- > 0; from = path[i]) {
 		struct edge *e = edge_slot(from, path[i]);
 
 		fprintf(m, "    \"%s\" was held (taken at ", lname(from));
-		print_site(m, e && e->from ? e->from_site : NULL);
+		reap__site_print(m, e && e->from ? e->from_site : NULL);
 		fprintf(m, ") while \"%s\" was taken at ", lname(path[i]));
-		print_site(m, e && e->from ? e->to_site : NULL);
+		reap__site_print(m, e && e->from ? e->to_site : NULL);
 		fprintf(m, "\n");
 	}
 	fprintf(m, "    two threads taking them in these orders at once can "

@@ -297,12 +297,6 @@ static size_t each_live(reap_scope *s, void (*fn)(reap_cleanup *e, void *ctx),
 	return n;
 }
 
-static void print_site_to(FILE *f, const reap_site *site)
-{
-	fprintf(f, "%s:%d in %s()", site ? site->file : "?", site ? site->line : 0,
-		site ? site->func : "?");
-}
-
 static void print_leftover(reap_cleanup *e, void *ctx)
 {
 	FILE *f = ctx;
@@ -314,7 +308,7 @@ static void print_leftover(reap_cleanup *e, void *ctx)
 
 		fprintf(f, "    scope%s%s%s  created at ", c->name ? " \"" : "",
 			c->name ? c->name : "", c->name ? "\"" : "");
-		print_site_to(f, c->site);
+		reap__site_print(f, c->site);
 		fputc('\n', f);
 		return;
 	}
@@ -322,7 +316,7 @@ static void print_leftover(reap_cleanup *e, void *ctx)
 		k->type->describe(e->arg, desc, sizeof desc);
 	fprintf(f, "    %s%s%s  created at ", k->type ? k->type->name : "?",
 		desc[0] ? " " : "", desc);
-	print_site_to(f, k->site);
+	reap__site_print(f, k->site);
 	fputc('\n', f);
 }
 
