@@ -11,5 +11,6 @@
 #include "reap/scope.h"
 #include "reap/obj.h"
 #include "reap/thread.h"
+#include "reap/loop.h"
 
 #endif /* REAP_H */

@@ -236,13 +236,14 @@ enum {
 	REAP_DEBUG_NOLEDGER = 1u << 2, /* start with the ledger off */
 	REAP_DEBUG_GC = 1u << 3,       /* "gc": statistics per collection */
 	REAP_DEBUG_GC_UNCOLLECTABLE = 1u << 4, /* "gc:uncollectable" */
-	REAP_DEBUG_LOCKS = 1u << 5     /* "locks": lock-order checking */
+	REAP_DEBUG_LOCKS = 1u << 5,    /* "locks": lock-order checking */
+	REAP_DEBUG_BLOCKING = 1u << 6  /* "blocking": loop steps that block */
 };
 
 /*
  * Switch debug features from a spec in the REAP_DEBUG syntax:
  * comma-separated words, "leaks", "leaks:strict", "ledger:off", "gc",
- * "gc:uncollectable", "locks". The
+ * "gc:uncollectable", "locks", "blocking". The
  * environment variable is read once at start-up; this call replaces it
  * (the variable also accepts words of later layers; this call does not).
  * Returns -EINVAL, changing nothing, for an unknown word. Ownership: spec

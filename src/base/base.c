@@ -509,6 +509,8 @@ static int parse_debug(const char *spec, unsigned *out, int strict)
 			flags |= REAP_DEBUG_GC_UNCOLLECTABLE;
 		else if (n == 5 && strncmp(p, "locks", 5) == 0)
 			flags |= REAP_DEBUG_LOCKS;
+		else if (n == 8 && strncmp(p, "blocking", 8) == 0)
+			flags |= REAP_DEBUG_BLOCKING;
 		else if (n != 0 && strict)
 			return -EINVAL;
 		p = end ? end + 1 : NULL;

@@ -319,6 +319,7 @@ struct reap__tstate {
 	/* State of later layers, owned by them. */
 	struct reap__thread *thread; /* the reap thread running here, if any */
 	struct reap__tls_vec *tls;   /* this thread's thread-local values */
+	struct reap_task *task;      /* the task running here, if any (loop) */
 
 	struct reap__tstate *prev, *next; /* registry of thread states */
 };
@@ -353,6 +354,10 @@ static inline uint32_t reap__key(struct reap__tstate *ts, const reap_site *site,
 		return c->id;
 	return reap__key_slow(ts, site, fn, type);
 }
+
+/* Called by a scope close that runs inside a task (ts->task set), as it
+ * begins (begin 1) and ends (begin 0): the loop shields the task. */
+extern void (*reap__task_close_hook)(struct reap_task *t, int begin);
 
 /* scope internals used by the exit path */
 void reap__scope_close_root(reap_scope *root);

@@ -105,6 +105,24 @@ int reap__poll_set(struct reap__poll *p, int fd, unsigned events, void *udata)
 	return 0;
 }
 
+int reap__poll_arm(struct reap__poll *p, int fd, unsigned events, void *udata)
+{
+	int rc;
+
+	if (events == 0 || (events & ~(unsigned)(REAP__POLL_READ | REAP__POLL_WRITE)))
+		return -EINVAL;
+	if (fd == p->fd || fd == p->wake_rd || fd == p->wake_wr)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	if (fd >= p->nudata && (rc = grow_udata(p, fd)) < 0)
+		return rc;
+	if ((rc = backend_arm(p, fd, events)) < 0)
+		return rc;
+	p->udata[fd] = udata;
+	return 0;
+}
+
 int reap__poll_wait(struct reap__poll *p, uint64_t timeout_ns,
 		    struct reap__poll_event *out, int cap)
 {

@@ -95,6 +95,16 @@ static inline int reap__poll_fd(const struct reap__poll *p)
 int reap__poll_set(struct reap__poll *p, int fd, unsigned events, void *udata);
 
 /*
+ * Arm a one-shot interest in fd: the next wait that finds fd ready for
+ * events reports it once, with udata, and the interest is then disarmed
+ * (it stays known to the backend, so re-arming costs one call). Arming
+ * replaces any interest set for fd before. A closed fd leaves by itself;
+ * re-arming after its number was reused is safe. Returns 0 or the errors
+ * of reap__poll_set() (events must not be 0).
+ */
+int reap__poll_arm(struct reap__poll *p, int fd, unsigned events, void *udata);
+
+/*
  * Wait up to timeout_ns (0: do not block; REAP__POLL_FOREVER: until an
  * event or a wake) and store up to cap (> 0) ready fds in out, at most
  * REAP__POLL_BATCH. Returns how many, 0 when the time ran out, a wake

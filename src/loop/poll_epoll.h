@@ -73,6 +73,24 @@ static int backend_ctl(struct reap__poll *p, int fd, unsigned events)
 	return epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* One-shot interest: re-arm a known fd with MOD, add it when epoll does
+ * not know it (first use, or the fd was closed and its number reused). */
+static int backend_arm(struct reap__poll *p, int fd, unsigned events)
+{
+	struct epoll_event ev = {.events = EPOLLONESHOT};
+
+	if (events & REAP__POLL_READ)
+		ev.events |= EPOLLIN | EPOLLRDHUP;
+	if (events & REAP__POLL_WRITE)
+		ev.events |= EPOLLOUT;
+	ev.data.fd = fd;
+	if (epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 static int backend_wait(struct reap__poll *p, uint64_t timeout_ns,
 			struct reap__poll_event *out, int cap)
 {

@@ -33,6 +33,7 @@
 #include "../base/internal.h"
 
 reap_scope reap__root;
+void (*reap__task_close_hook)(struct reap_task *t, int begin);
 
 static const char *sname(const reap_scope *s, char *buf, size_t len)
 {
@@ -987,6 +988,8 @@ static int close_scope(reap_scope *s, const reap_site *site,
 		}
 	}
 	close_begin(ts, s, site, &err, &chain);
+	if (ts->task != NULL)
+		reap__task_close_hook(ts->task, 1);
 
 	/* Pop and run, newest first. The inner loop walks one segment down;
 	 * whenever a cleanup moved the top (it registered, cancelled or ran
@@ -1043,6 +1046,8 @@ static int close_scope(reap_scope *s, const reap_site *site,
 				break;
 		}
 	}
+	if (ts->task != NULL)
+		reap__task_close_hook(ts->task, 0);
 	*out_chain = chain;
 	return err;
 }

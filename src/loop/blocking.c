@@ -1,0 +1,254 @@
+/*
+ * The blocking detector (REAP_DEBUG=blocking, or reap_loop_opts.
+ * detect_blocking): a step of a task that holds its loop longer than the
+ * threshold is reported while it still blocks, with the task, its
+ * creation site and the loop thread's stack at that moment.
+ *
+ * How. Each loop counts its steps (step_seq) and says whether one runs
+ * (in_step): two relaxed stores per step, no clock read. One watchdog
+ * thread per process, running while some loop has the detector on,
+ * looks at every such loop a few times per threshold; a step that it
+ * sees running with the same sequence number for a whole threshold is
+ * blocking. It then asks the loop thread for its stack with a signal
+ * (SIG_SAMPLE): the handler only calls backtrace() into the loop's
+ * buffer (preloaded, so it allocates nothing) and publishes the count;
+ * the watchdog symbolizes and reports. Each step is reported once.
+ *
+ * Blocking sleeps. sleep(), usleep() and nanosleep() are defined here
+ * (unless REAP_NO_INTERPOSE is defined at build time), so that a call
+ * from a task of a loop whose detector is on is reported at once, with
+ * the caller's address; the sleep itself then happens as asked, through
+ * the system call.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop_internal.h"
+
+#define SIG_SAMPLE (SIGRTMIN + 6)
+
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static reap_loop *wd_loops;   /* loops watched, under wd_lock */
+static int wd_running, wd_stop;
+static pthread_t wd_thread;
+static struct sigaction wd_old;
+
+static void on_sample(int sig, siginfo_t *si, void *uc)
+{
+	reap_loop *loop = reap__loop_of_thread();
+	int saved = errno;
+
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (loop != NULL && atomic_load(&loop->bt_n) == -1)
+		atomic_store(&loop->bt_n, backtrace(loop->bt, 32));
+	errno = saved;
+}
+
+static void report_step(reap_loop *loop, uint64_t held_ns)
+{
+	char *text = NULL, site[256];
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	int n = -1;
+
+	atomic_store(&loop->bt_n, -1);
+	if (syscall(SYS_tgkill, getpid(), loop->ostid, SIG_SAMPLE) == 0) {
+		for (int i = 0; i < 200 && (n = atomic_load(&loop->bt_n)) < 0; i++)
+			usleep(500);
+	}
+	if (m == NULL)
+		return;
+	fprintf(m, "reap: blocking: task \"%s\" (spawned at %s) has held its loop "
+		   "for %llu ms without suspending (threshold %llu ms)",
+		loop->step_name, reap__site_str(loop->step_site, site, sizeof site),
+		(unsigned long long)(held_ns / 1000000u),
+		(unsigned long long)(loop->blocking_ns / 1000000u));
+	if (n > 0) {
+		char **sym = backtrace_symbols(loop->bt, n);
+
+		fprintf(m, "; the loop thread's stack:\n");
+		for (int i = 0; i < n; i++) {
+			if (sym != NULL && (strstr(sym[i], "on_sample") != NULL ||
+					    strstr(sym[i], "__restore_rt") != NULL))
+				continue;
+			fprintf(m, "    #%d %s\n", i, sym ? sym[i] : "?");
+		}
+		free(sym);
+	} else {
+		fprintf(m, " (its stack could not be sampled)\n");
+	}
+	fclose(m);
+	reap__report_text(text);
+	free(text);
+}
+
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wd_lock);
+	while (!wd_stop) {
+		uint64_t period = UINT64_MAX;
+		struct timespec ts;
+
+		for (reap_loop *l = wd_loops; l != NULL; l = l->wd_next) {
+			unsigned long seq = atomic_load(&l->step_seq);
+			int in = atomic_load(&l->in_step);
+
+			if (l->blocking_ns / 4 < period)
+				period = l->blocking_ns / 4;
+			if (!in || seq != l->wd_seq) {
+				l->wd_seq = seq;
+				l->wd_held = 0;
+				l->wd_reported = 0;
+				continue;
+			}
+			l->wd_held += l->wd_period;
+			if (l->wd_held >= l->blocking_ns && !l->wd_reported) {
+				l->wd_reported = 1;
+				l->stats.steps_blocking++;
+				report_step(l, l->wd_held);
+			}
+		}
+		for (reap_loop *l = wd_loops; l != NULL; l = l->wd_next)
+			l->wd_period = period;
+		if (period == UINT64_MAX)
+			period = 100000000;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(period / 1000000000u);
+		ts.tv_nsec += (long)(period % 1000000000u);
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
+	}
+	pthread_mutex_unlock(&wd_lock);
+	return NULL;
+}
+
+void reap__blocking_start(reap_loop *loop)
+{
+	void *warm[2];
+
+	(void)backtrace(warm, 2); /* loads the unwinder before any signal */
+	loop->blocking_ns = loop->opts.blocking_ns;
+	atomic_store(&loop->bt_n, 0);
+	pthread_mutex_lock(&wd_lock);
+	loop->wd_next = wd_loops;
+	loop->wd_seq = 0;
+	loop->wd_held = 0;
+	loop->wd_period = loop->blocking_ns / 4;
+	wd_loops = loop;
+	if (!wd_running) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = on_sample;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIG_SAMPLE, &sa, &wd_old);
+		wd_stop = 0;
+		if (pthread_create(&wd_thread, NULL, watchdog, NULL) == 0)
+			wd_running = 1;
+	}
+	pthread_mutex_unlock(&wd_lock);
+}
+
+void reap__blocking_stop(reap_loop *loop)
+{
+	int join = 0;
+
+	if (!loop->detect)
+		return;
+	pthread_mutex_lock(&wd_lock);
+	for (reap_loop **p = &wd_loops; *p != NULL; p = &(*p)->wd_next) {
+		if (*p == loop) {
+			*p = loop->wd_next;
+			break;
+		}
+	}
+	if (wd_loops == NULL && wd_running) {
+		wd_stop = 1;
+		wd_running = 0;
+		join = 1;
+		pthread_cond_signal(&wd_cond);
+	}
+	pthread_mutex_unlock(&wd_lock);
+	if (join) {
+		pthread_join(wd_thread, NULL);
+		sigaction(SIG_SAMPLE, &wd_old, NULL);
+	}
+	loop->detect = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking sleeps called from tasks                                    */
+
+#ifndef REAP_NO_INTERPOSE
+static void report_sleep(const char *what, const void *caller)
+{
+	reap_task *t = reap__task_cur();
+	Dl_info di;
+	char site[256], where[256];
+
+	if (t == NULL || !t->loop->detect)
+		return;
+	if (dladdr(caller, &di) && di.dli_sname != NULL)
+		snprintf(where, sizeof where, "%s+0x%lx (%s)", di.dli_sname,
+			 (unsigned long)((const char *)caller - (const char *)di.dli_saddr),
+			 di.dli_fname ? di.dli_fname : "?");
+	else if (dladdr(caller, &di) && di.dli_fname != NULL)
+		snprintf(where, sizeof where, "%s+0x%lx", di.dli_fname,
+			 (unsigned long)((const char *)caller - (const char *)di.dli_fbase));
+	else
+		snprintf(where, sizeof where, "%p", caller);
+	t->loop->stats.steps_blocking++;
+	reap__report("reap: blocking: %s called in task \"%s\" (spawned at %s), "
+		     "from %s: it blocks the whole loop; use reap_sleep()\n",
+		     what, t->name, reap__site_str(t->site, site, sizeof site), where);
+}
+
+static int sys_nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	return (int)syscall(SYS_nanosleep, req, rem);
+}
+
+int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	if (reap__task_cur() != NULL)
+		report_sleep("nanosleep()", __builtin_return_address(0));
+	return sys_nanosleep(req, rem);
+}
+
+int usleep(useconds_t us)
+{
+	struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
+
+	if (reap__task_cur() != NULL)
+		report_sleep("usleep()", __builtin_return_address(0));
+	return sys_nanosleep(&ts, NULL);
+}
+
+unsigned int sleep(unsigned int s)
+{
+	struct timespec ts = {(time_t)s, 0}, rem = {0, 0};
+
+	if (reap__task_cur() != NULL)
+		report_sleep("sleep()", __builtin_return_address(0));
+	if (sys_nanosleep(&ts, &rem) < 0 && errno == EINTR)
+		return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
+	return 0;
+}
+#endif

@@ -1,0 +1,194 @@
+/*
+ * The event loop's internals, shared by loop.c (loops, tasks, groups,
+ * cancellation), sync.c (channels, events, semaphores), offload.c
+ * (reap_to_thread) and blocking.c (the detector). Nothing here is part of
+ * the API.
+ */
+#ifndef REAP_LOOP_INTERNAL_H
+#define REAP_LOOP_INTERNAL_H
+
+#include "../base/internal.h"
+#include "ctx.h"
+#include "poll.h"
+#include "timer.h"
+
+#pragma GCC visibility push(hidden)
+
+#define LOOP_MAGIC 0x100b100bu
+#define TASK_MAGIC 0x7a5c7a5cu
+#define GROUP_MAGIC 0x6a0b6a0bu
+#define DEAD_MAGIC 0xdeadbeefu
+
+/* A task's state, as reap_task_state. */
+enum { T_READY = 0, T_RUNNING = 1, T_WAITING = 2, T_DONE = 3 };
+
+/* What a parked task was woken with, besides 0 and -errno. */
+#define W_TIMER 1 /* its timer fired (park() resolves it) */
+#define W_OWN 2   /* park(): the wait's own deadline passed */
+
+/* A task waiting in a queue of a channel, event, semaphore or group. */
+struct reap__waiter {
+	struct reap__waiter *prev, *next;
+	struct reap_task *task;
+	void *item; /* a channel's item, either way */
+	int done;   /* served: the item moved, the permit was given */
+};
+struct reap__waitq {
+	struct reap__waiter *head, *tail;
+};
+
+struct reap_task {
+	uint32_t magic;
+	uint8_t state;     /* T_* */
+	uint8_t detached;  /* no handle: reaped when it ends */
+	uint8_t cancelled; /* sticky */
+	uint8_t in_ready;
+	reap_loop *loop;
+	reap_group *group;
+	struct reap__ctx ctx;
+	struct reap__stack stack;
+	reap_scope *scope;            /* its own, under the group's */
+	reap_scope *cur, *closing;    /* its thread state while switched out */
+	int err_no;
+	reap_task_fn fn;
+	void *arg;
+	void *result;
+	int rc;
+	reap_error *chain;            /* its failure, when it failed */
+	const reap_site *site;
+	uint64_t t0;
+	uint64_t num;
+	char name[24];
+	struct reap_task *rnext;          /* ready queue */
+	struct reap_task *gprev, *gnext;  /* group's tasks */
+	struct reap_task *aprev, *anext;  /* loop's tasks, oldest first */
+	/* waiting */
+	const char *wait_what;
+	const reap_site *wait_site;
+	const void *wait_obj;
+	int wait_fd;
+	int wake_rc;
+	reap__timer_id timer;
+	struct reap_task *joiner;
+	/* cancellation */
+	unsigned shield;
+	reap_deadline *dl;          /* innermost deadline region */
+	unsigned closes;            /* scope closes under way in the task */
+	reap_deadline cleanup_dl;   /* the loop's cleanup limit, while closing */
+	int cleanup_reported;
+};
+
+struct reap_group {
+	uint32_t magic;
+	uint8_t closing, cancelled, is_root, failed;
+	reap_loop *loop;
+	reap_scope *scope;  /* the tasks' scopes live under it */
+	reap_cleanup *h;    /* our entry in the owner */
+	struct reap_task *head, *tail; /* tasks not yet reaped */
+	unsigned live;      /* of them, not yet ended */
+	struct reap_task *closer;      /* a task waiting in close */
+	int first;          /* first failure */
+	reap_error *chain, **chain_tail;
+	const reap_site *site;
+};
+
+struct reap__offload; /* offload.c */
+
+struct reap_loop {
+	uint32_t magic;
+	int closed;
+	int running;       /* in reap_loop_run() or a step */
+	int draining;      /* cancelling what was left */
+	atomic_int stop;   /* reap_loop_stop() */
+	struct reap__tstate *ts;
+	pthread_t thread;
+	reap_scope *owner;
+	reap_scope *scope; /* internal: root group, workers */
+	reap_cleanup *h;
+	const reap_site *site;
+	reap_loop_opts opts;
+
+	struct reap__poll poll;
+	struct reap__timers timers;
+	struct reap__ctx sched;
+	reap_task *cur;
+	reap_task *rhead, *rtail; /* ready queue */
+	unsigned nready;
+	reap_task *ahead, *atail; /* live tasks, oldest first */
+	unsigned live;
+	reap_group *root;
+	uint64_t next_num;
+
+	reap_task **fdw;   /* the task waiting on each fd */
+	int nfdw;
+	unsigned fd_waits;
+
+	/* reap_to_thread() */
+	reap_pool *pool;
+	unsigned offloads; /* calls under way */
+	_Atomic(struct reap__offload *) done; /* finished, to hand back */
+	atomic_int spinning; /* the loop polls done without sleeping */
+
+	reap_loop_stats stats;
+
+	/* blocking detector */
+	int detect;
+	atomic_ulong step_seq;
+	atomic_int in_step;
+	char step_name[24];
+	const reap_site *step_site;
+	uint64_t blocking_ns;
+	struct reap_loop *wd_next; /* watchdog's registry and its view: */
+	unsigned long wd_seq;      /* the step it saw last */
+	uint64_t wd_held, wd_period; /* how long it has seen it run */
+	int wd_reported;
+	void *bt[32];              /* sampled stack */
+	atomic_int bt_n;           /* -1 requested, >= 0 taken */
+	int ostid;
+};
+
+/* loop.c */
+int reap__park(reap_task *t, uint64_t deadline, const char *what,
+	       const reap_site *site, const void *obj);
+void reap__wake(reap_task *t, int rc);
+reap_loop *reap__loop_of_thread(void);
+
+static inline reap_task *reap__task_cur(void)
+{
+	struct reap__tstate *ts = reap__ts_self;
+
+	return ts != NULL ? ts->task : NULL;
+}
+
+static inline void reap__waitq_push(struct reap__waitq *q, struct reap__waiter *w)
+{
+	w->next = NULL;
+	w->prev = q->tail;
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+}
+static inline void reap__waitq_del(struct reap__waitq *q, struct reap__waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		q->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		q->tail = w->prev;
+	w->prev = w->next = NULL;
+}
+
+/* offload.c */
+void reap__offload_reap(reap_loop *loop);
+
+/* blocking.c */
+void reap__blocking_start(reap_loop *loop);
+void reap__blocking_stop(reap_loop *loop);
+
+#pragma GCC visibility pop
+#endif
