@@ -36,6 +36,7 @@ have_lib apr-1 libapr1-dev || need+=(libapr1-dev)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v g++ >/dev/null || need+=(g++)
 have_lib gobject-2.0 libglib2.0-dev || need+=(libglib2.0-dev)
+have_lib libuv libuv1-dev || need+=(libuv1-dev)
 [ -x /usr/bin/python3 ] || need+=(python3) # Debian's, for the Python peers
 . scripts/need.sh
 need_install "make bench" ${need[@]+"${need[@]}"}
@@ -91,7 +92,7 @@ mkdir -p docs
 # Benchmarks
 
 \`make bench\` builds the programs of \`bench/\` and runs them in one go: each
-does the same work with reap and with a peer (talloc, APR, GLib, C++, CPython), and
+does the same work with reap and with a peer (talloc, APR, GLib, libuv, C++, CPython), and
 prints one row per comparison. A row is the median of $BENCH_REPS rounds of
 $BENCH_N operations each, after one warm-up round that is not counted; the
 contenders take turns inside every round (reap, peer, reap, peer, ...) so
@@ -106,7 +107,7 @@ EOF
 	fi
 	cat <<EOF
 To reproduce: \`make bench\` (as root it installs what is missing:
-libtalloc-dev, libapr1-dev, libglib2.0-dev, g++, python3, gnuplot-nox,
+libtalloc-dev, libapr1-dev, libglib2.0-dev, libuv1-dev, g++, python3, gnuplot-nox,
 pkg-config). \`BENCH_N\` and
 \`BENCH_REPS\` change the size of a round and the number of rounds.
 
@@ -131,7 +132,7 @@ Targets met: $met of $total.
 - cores: $ncpu logical CPUs, $(nproc) available to the run
 - kernel: $(uname -srm)
 - compiler: $("$cc" --version | head -n 1 | sed 's/^cc /gcc /') ($cc), reap and the benchmarks at -O2
-- peers: talloc $(pkg-config --modversion talloc), APR $(pkg-config --modversion apr-1) (Debian packages)
+- peers: talloc $(pkg-config --modversion talloc), APR $(pkg-config --modversion apr-1), libuv $(pkg-config --modversion libuv) (Debian packages)
 - reap: $commit
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 EOF

@@ -6,7 +6,9 @@
  * Part 2, shared objects (objects.c): a connection cache, a weak-value
  * registry, a finalizer and a collected cycle. Part 3, threads
  * (threads.c): a scoped thread cancelled by its owner's close, and a
- * worker pool with per-worker connections.
+ * worker pool with per-worker connections. Part 4, the event loop
+ * (async.c): a task group, a failure cancelling its siblings, an async
+ * close, a deadline, and the report of a task that waits forever.
  *
  *     reap-demo          the tour
  *     reap-demo --leak   also leak one scope on purpose and show the
@@ -177,11 +179,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	printf("\n6. The event loop: tasks, groups, async close, deadlines, "
+	       "the pending-task report.\n\n");
+	if ((rc = demo_async()) < 0) {
+		fprintf(stderr, "demo: async: %s\n", reap_strerror(rc));
+		return 1;
+	}
+
 	if (leak) {
 		reap_scope *forgotten;
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		printf("\n6. --leak: open a scope holding a descriptor and never "
+		printf("\n7. --leak: open a scope holding a descriptor and never "
 		       "close it.\n   With REAP_DEBUG=leaks (switched on here by "
 		       "reap_debug_set), exit\n   prints what was left open, with "
 		       "the line that created it:\n\n");

@@ -8,5 +8,6 @@
 
 int demo_objects(void); /* objects.c */
 int demo_threads(void); /* threads.c */
+int demo_async(void);   /* async.c */
 
 #endif

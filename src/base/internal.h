@@ -359,6 +359,19 @@ static inline uint32_t reap__key(struct reap__tstate *ts, const reap_site *site,
  * begins (begin 1) and ends (begin 0): the loop shields the task. */
 extern void (*reap__task_close_hook)(struct reap_task *t, int begin);
 
+/* A task's scope is made on first use: inside a task that has none yet,
+ * ts->current is NULL and this hook makes it (NULL: out of memory). */
+extern reap_scope *(*reap__task_scope_hook)(struct reap__tstate *ts);
+
+/* The current scope: the default owner of what is created without one.
+ * NULL only when a task's scope could not be made (out of memory). */
+static inline reap_scope *reap__current(struct reap__tstate *ts)
+{
+	if (__builtin_expect(ts->current == NULL, 0) && ts->task != NULL)
+		return reap__task_scope_hook(ts);
+	return ts->current;
+}
+
 /* scope internals used by the exit path */
 void reap__scope_close_root(reap_scope *root);
 void reap__scope_free_quarantine(struct reap__tstate *ts);

@@ -58,7 +58,7 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
 
 static void report_step(reap_loop *loop, uint64_t held_ns)
 {
-	char *text = NULL, site[256];
+	char *text = NULL, site[256], name[24];
 	size_t len = 0;
 	FILE *m = open_memstream(&text, &len);
 	int n = -1;
@@ -70,9 +70,13 @@ static void report_step(reap_loop *loop, uint64_t held_ns)
 	}
 	if (m == NULL)
 		return;
+	reap__spin_lock(&loop->step_lock);
+	memcpy(name, loop->step_name, sizeof name);
+	reap__site_str(loop->step_site, site, sizeof site);
+	reap__spin_unlock(&loop->step_lock);
 	fprintf(m, "reap: blocking: task \"%s\" (spawned at %s) has held its loop "
 		   "for %llu ms without suspending (threshold %llu ms)",
-		loop->step_name, reap__site_str(loop->step_site, site, sizeof site),
+		name, site,
 		(unsigned long long)(held_ns / 1000000u),
 		(unsigned long long)(loop->blocking_ns / 1000000u));
 	if (n > 0) {
@@ -117,7 +121,7 @@ static void *watchdog(void *arg)
 			l->wd_held += l->wd_period;
 			if (l->wd_held >= l->blocking_ns && !l->wd_reported) {
 				l->wd_reported = 1;
-				l->stats.steps_blocking++;
+				__atomic_fetch_add(&l->stats.steps_blocking, 1, __ATOMIC_RELAXED);
 				report_step(l, l->wd_held);
 			}
 		}
@@ -214,7 +218,7 @@ static void report_sleep(const char *what, const void *caller)
 			 (unsigned long)((const char *)caller - (const char *)di.dli_fbase));
 	else
 		snprintf(where, sizeof where, "%p", caller);
-	t->loop->stats.steps_blocking++;
+	__atomic_fetch_add(&t->loop->stats.steps_blocking, 1, __ATOMIC_RELAXED);
 	reap__report("reap: blocking: %s called in task \"%s\" (spawned at %s), "
 		     "from %s: it blocks the whole loop; use reap_sleep()\n",
 		     what, t->name, reap__site_str(t->site, site, sizeof site), where);

@@ -50,6 +50,7 @@ static __thread reap_loop *this_loop;
 
 static void close_hook(reap_task *t, int begin);
 static void task_free(reap_task *t);
+static reap_scope *task_scope(struct reap__tstate *ts);
 
 reap_loop *reap__loop_of_thread(void)
 {
@@ -117,39 +118,88 @@ void reap__wake(reap_task *t, int rc)
 
 static void task_ended(reap_loop *loop, reap_task *t);
 
-/* Run t until it suspends or ends. Swaps the per-task thread state. */
-static void resume(reap_loop *loop, reap_task *t)
-{
-	struct reap__tstate *ts = loop->ts;
-	reap_scope *cur = ts->current, *closing = ts->closing;
-	int saved = errno;
+/* Steps a turn may run beyond the tasks that were ready when it began. */
+#define TURN_EXTRA 16
 
+/* Load t's thread state (current scope, closing scopes, errno) and make
+ * it the running task. */
+static inline void enter(reap_loop *loop, struct reap__tstate *ts, reap_task *t)
+{
 	ts->current = t->cur;
 	ts->closing = t->closing;
 	errno = t->err_no;
 	ts->task = t;
 	loop->cur = t;
 	t->state = T_RUNNING;
-	if (loop->detect) {
+	loop->stats.switches++;
+	if (unlikely(loop->detect)) {
+		/* What the watchdog names if this step blocks. */
+		reap__spin_lock(&loop->step_lock);
 		memcpy(loop->step_name, t->name, sizeof loop->step_name);
 		loop->step_site = t->site;
+		reap__spin_unlock(&loop->step_lock);
 		atomic_fetch_add_explicit(&loop->step_seq, 1, memory_order_relaxed);
 		atomic_store_explicit(&loop->in_step, 1, memory_order_release);
 	}
-	reap__ctx_switch(&loop->sched, &t->ctx);
-	if (loop->detect)
-		atomic_store_explicit(&loop->in_step, 0, memory_order_release);
-	loop->stats.switches++;
-	ts->task = NULL;
-	loop->cur = NULL;
+}
+
+/* Save the running task's thread state into it. */
+static inline void leave(struct reap__tstate *ts, reap_task *t)
+{
 	t->cur = ts->current;
 	t->closing = ts->closing;
 	t->err_no = errno;
+}
+
+/*
+ * Run t, and whatever it hands the thread to directly (switch_away),
+ * until control comes back to the scheduler; then handle the task that
+ * gave it back (it suspended or ended).
+ */
+static void resume(reap_loop *loop, reap_task *t)
+{
+	struct reap__tstate *ts = loop->ts;
+	reap_scope *cur = ts->current, *closing = ts->closing;
+	int saved = errno;
+
+	enter(loop, ts, t);
+	reap__ctx_switch(&loop->sched, &t->ctx);
+	if (unlikely(loop->detect))
+		atomic_store_explicit(&loop->in_step, 0, memory_order_release);
+	t = loop->cur;
+	leave(ts, t);
+	ts->task = NULL;
+	loop->cur = NULL;
 	ts->current = cur;
 	ts->closing = closing;
 	errno = saved;
 	if (reap__ctx_finished(&t->ctx))
 		task_ended(loop, t);
+}
+
+/*
+ * The running task t suspends (its state says how): hand the thread to
+ * the next ready task directly while this turn's budget lasts (one
+ * switch instead of two through the scheduler), else to the scheduler.
+ */
+static void switch_away(reap_loop *loop, reap_task *t)
+{
+	reap_task *n;
+
+	if (loop->budget > 0 && (n = rq_pop(loop)) != NULL) {
+		struct reap__tstate *ts = loop->ts;
+
+		loop->budget--;
+		if (n == t) { /* it yielded to itself */
+			t->state = T_RUNNING;
+			return;
+		}
+		leave(ts, t);
+		enter(loop, ts, n);
+		reap__ctx_switch(&t->ctx, &n->ctx);
+		return; /* whoever resumed us entered us */
+	}
+	reap__ctx_switch(&t->ctx, &loop->sched);
 }
 
 /* Hand the finished offloads back to their tasks. */
@@ -194,17 +244,19 @@ static int can_progress(reap_loop *loop)
 static void turn(reap_loop *loop, int block)
 {
 	struct reap__poll_event ev[REAP__POLL_BATCH];
-	unsigned n = loop->nready;
 	uint64_t timeout = 0, next;
+	reap_task *t;
 	int k;
 
-	while (n-- > 0) {
-		reap_task *t = rq_pop(loop);
-
-		if (t == NULL)
-			break;
+	/* Run the tasks ready now, and up to TURN_EXTRA of those they make
+	 * ready (a spawned task, a woken joiner), before I/O is looked at
+	 * again: a task that yields in a loop cannot starve the others. */
+	loop->budget = loop->nready + TURN_EXTRA;
+	while (loop->budget > 0 && (t = rq_pop(loop)) != NULL) {
+		loop->budget--;
 		resume(loop, t);
 	}
+	loop->budget = 0;
 	take_offloads(loop);
 	if (block && loop->nready == 0 && !atomic_load(&loop->stop) &&
 	    loop->live > 0 && can_progress(loop)) {
@@ -231,17 +283,24 @@ static void turn(reap_loop *loop, int block)
 				timeout = 0;
 		}
 	}
-	k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
-	if (k > 0)
-		dispatch(loop, ev, k);
-	take_offloads(loop);
+	/* Poll when blocking, and while tasks are ready only if some wait
+	 * on fds, every few turns: the stop flag and the offloads' hand-back
+	 * are read without it, so a loop of ready tasks makes no system
+	 * call. */
+	if (timeout != 0 || !block || (loop->fd_waits > 0 &&
+			     (loop->nready == 0 || ++loop->skipped >= 4))) {
+		loop->skipped = 0;
+		k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
+		if (k > 0)
+			dispatch(loop, ev, k);
+		take_offloads(loop);
+	}
 	if (reap__timers_count(&loop->timers) > 0) {
 		uint64_t now = reap_now_ns();
 		void *ud;
 
 		while (reap__timer_pop_due(&loop->timers, now, &ud)) {
-			reap_task *t = ud;
-
+			t = ud;
 			t->timer = 0;
 			reap__wake(t, W_TIMER);
 		}
@@ -299,7 +358,7 @@ int reap__park(reap_task *t, uint64_t deadline, const char *what,
 	t->wait_site = site;
 	t->wait_obj = obj;
 	t->state = T_WAITING;
-	reap__ctx_switch(&t->ctx, &loop->sched);
+	switch_away(loop, t);
 	t->wait_what = NULL;
 	t->wait_obj = NULL;
 	rc = t->wake_rc;
@@ -389,7 +448,6 @@ static void report_stuck_cleanup(reap_task *t)
 	char site[256], wsite[256];
 
 	t->cleanup_reported = 1;
-	t->loop->stats.steps_blocking += 0;
 	reap__report("reap: a scope close in task \"%s\" (spawned at %s) has run "
 		     "longer than the loop's cleanup limit of %llu ms; its wait "
 		     "in %s at %s is ended with ETIMEDOUT so that the cleanup "
@@ -443,8 +501,8 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 		o.workers = 4;
 	if (o.blocking_ns == 0)
 		o.blocking_ns = 100 * 1000000ull;
-	if (s == NULL)
-		s = ts->current;
+	if (s == NULL && (s = reap__current(ts)) == NULL)
+		return -ENOMEM;
 	if ((loop = reap_calloc(1, sizeof *loop)) == NULL)
 		return -ENOMEM;
 	loop->magic = LOOP_MAGIC;
@@ -473,6 +531,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 				     site)) < 0)
 		goto fail_scope;
 	reap__task_close_hook = close_hook;
+	reap__task_scope_hook = task_scope;
 	loop->detect = o.detect_blocking ||
 		       (reap_debug_flags() & REAP_DEBUG_BLOCKING) != 0;
 	if (loop->detect)
@@ -671,6 +730,8 @@ static int loop_exit(void *arg, const reap_error *inflight)
 void reap_loop_stats_get(const reap_loop *loop, reap_loop_stats *st)
 {
 	*st = loop->stats;
+	st->steps_blocking = __atomic_load_n(&loop->stats.steps_blocking,
+					     __ATOMIC_RELAXED);
 	st->live = loop->live;
 }
 
@@ -700,8 +761,8 @@ int reap_group_open_at(reap_scope *s, reap_group **out, const reap_site *site)
 
 	if ((loop = loop_here(site, "reap_group_open", &rc)) == NULL)
 		return rc;
-	if (s == NULL)
-		s = reap__ts()->current;
+	if (s == NULL && (s = reap__current(reap__ts())) == NULL)
+		return -ENOMEM;
 	if ((g = reap_calloc(1, sizeof *g)) == NULL)
 		return -ENOMEM;
 	g->magic = GROUP_MAGIC;
@@ -921,7 +982,7 @@ static void task_main(void *arg)
 					   r ? r->msg : NULL, t->name, NULL);
 	}
 	/* The task's scope closes here, in the task: cleanups may suspend. */
-	crc = reap_scope_close_err(t->scope, &chain);
+	crc = t->scope != NULL ? reap_scope_close_err(t->scope, &chain) : 0;
 	t->scope = NULL;
 	if (crc < 0 && rc >= 0) {
 		rc = crc;
@@ -931,6 +992,27 @@ static void task_main(void *arg)
 		reap_error_free(chain);
 	}
 	t->rc = rc;
+	/* The end goes to the scheduler, which gives the stack back, never
+	 * to the task that last handed the thread to this one. */
+	t->ctx.resumer = &t->loop->sched;
+}
+
+/* Make the running task's scope, on first use (reap__current()). */
+static reap_scope *task_scope(struct reap__tstate *ts)
+{
+	reap_task *t = ts->task;
+	reap_scope *s;
+
+	if (t->scope != NULL) /* set_current(NULL) was never allowed */
+		return t->scope;
+	if (reap_scope_open_at(t->group->scope, &s, t->site) < 0)
+		return NULL;
+	/* The scope's name is the task's (which outlives the scope): read
+	 * by reporters on other threads, so stored as they load it. */
+	WR(s->name, (const char *)t->name);
+	t->scope = s;
+	ts->current = s;
+	return s;
 }
 
 static void task_unlink_all(reap_loop *loop, reap_task *t)
@@ -980,7 +1062,22 @@ static void task_free(reap_task *t)
 {
 	reap_error_free(t->chain);
 	t->magic = DEAD_MAGIC;
-	reap_free(t);
+	reap__block_free(t, sizeof *t);
+}
+
+/* "task#<num>" into name, without the cost of printf. */
+static void number_name(char *name, uint64_t num)
+{
+	char digits[21];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + num % 10);
+	while ((num /= 10) != 0 && n < 16);
+	memcpy(name, "task#", 5);
+	for (int i = 0; i < n; i++)
+		name[5 + i] = digits[n - 1 - i];
+	name[5 + n] = '\0';
 }
 
 int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
@@ -1010,29 +1107,24 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 				      "a task group that is closing or closed "
 				      "(opened at %s:%d); nothing runs",
 				      g->site->file, g->site->line);
-	if ((t = reap_malloc(sizeof *t)) == NULL)
+	if ((t = reap__block_alloc(sizeof *t)) == NULL)
 		return -ENOMEM;
 	memset(t, 0, sizeof *t);
 	stack = opts && opts->stack_size ? opts->stack_size : loop->opts.stack_size;
 	if ((rc = reap__stack_acquire(&t->stack, stack)) < 0)
 		goto fail_t;
-	if ((rc = reap_scope_open_at(g->scope, &t->scope, site)) < 0)
-		goto fail_stack;
 	t->num = ++loop->next_num;
 	if (opts && opts->name)
 		snprintf(t->name, sizeof t->name, "%s", opts->name);
 	else
-		snprintf(t->name, sizeof t->name, "task#%llu",
-			 (unsigned long long)t->num);
-	if (reap__ledger_active() && (rc = reap_scope_name(t->scope, "%s", t->name)) < 0)
-		goto fail_scope;
+		number_name(t->name, t->num);
 	t->magic = TASK_MAGIC;
 	t->loop = loop;
 	t->group = g;
 	t->fn = fn;
 	t->arg = arg;
 	t->site = site;
-	t->cur = t->scope;
+	t->cur = NULL; /* its scope is made on first use */
 	t->detached = out == NULL;
 	t->wait_fd = -1;
 	t->rnext = NULL;
@@ -1040,7 +1132,7 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	t->dl = NULL;
 	t->shield = t->closes = 0;
 	t->timer = 0;
-	t->t0 = loop->detect || reap__ledger_active() ? reap_now_ns() : 0;
+	t->t0_ms = reap__now_ms();
 	reap__ctx_make(&t->ctx, &t->stack, task_main, t);
 	/* Link: the group's list, the loop's list, the ready queue. */
 	t->gnext = NULL;
@@ -1068,12 +1160,8 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 		*out = t;
 	return 0;
 
-fail_scope:
-	(void)reap_scope_close(t->scope);
-fail_stack:
-	reap__stack_release(&t->stack);
 fail_t:
-	reap_free(t);
+	reap__block_free(t, sizeof *t);
 	return rc;
 }
 
@@ -1163,7 +1251,7 @@ int reap_yield_at(const reap_site *site)
 	t->wait_site = site;
 	t->state = T_READY;
 	rq_push(t->loop, t);
-	reap__ctx_switch(&t->ctx, &t->loop->sched);
+	switch_away(t->loop, t);
 	t->wait_what = NULL;
 	return 0;
 }
@@ -1301,7 +1389,7 @@ static size_t stack_used(const reap_task *t)
 
 size_t reap_loop_tasks(reap_loop *loop, reap_task_info *out, size_t cap)
 {
-	uint64_t now = reap_now_ns();
+	uint32_t now_ms = reap__now_ms();
 	size_t n = 0;
 
 	for (reap_task *t = loop->ahead; t != NULL; t = t->anext, n++) {
@@ -1317,7 +1405,7 @@ size_t reap_loop_tasks(reap_loop *loop, reap_task_info *out, size_t cap)
 		i->site = t->site;
 		i->wait_site = t->state == T_WAITING ? t->wait_site : NULL;
 		i->wait_what = t->state == T_WAITING ? t->wait_what : NULL;
-		i->age_ns = t->t0 && now > t->t0 ? now - t->t0 : 0;
+		i->age_ns = (uint64_t)(now_ms - t->t0_ms) * 1000000u;
 		i->resources = scope_entries(t->scope, NULL, 0);
 		i->stack_size = t->stack.size;
 		i->stack_used = stack_used(t);
@@ -1335,7 +1423,7 @@ static const char *state_name(int s)
 
 static size_t report_tasks(reap_loop *loop, FILE *f, const char *why)
 {
-	uint64_t now = reap_now_ns();
+	uint32_t now_ms = reap__now_ms();
 	size_t n = 0;
 	char site[256];
 
@@ -1344,7 +1432,7 @@ static size_t report_tasks(reap_loop *loop, FILE *f, const char *why)
 			   "%s (%s); they are cancelled and run to their end:\n",
 			loop->live, reap__site_str(loop->site, site, sizeof site), why);
 	for (reap_task *t = loop->ahead; t != NULL; t = t->anext, n++) {
-		uint64_t age = t->t0 && now > t->t0 ? now - t->t0 : 0;
+		uint64_t age = (uint64_t)(now_ms - t->t0_ms) * 1000000u;
 
 		fprintf(f, "  task \"%s\" (%s%s), spawned at %s, age %llu ms\n",
 			t->name, state_name(t->state), t->cancelled ? ", cancelled" : "",

@@ -56,7 +56,7 @@ struct reap_task {
 	int rc;
 	reap_error *chain;            /* its failure, when it failed */
 	const reap_site *site;
-	uint64_t t0;
+	uint32_t t0_ms;   /* spawned, ms on reap's clock */
 	uint64_t num;
 	char name[24];
 	struct reap_task *rnext;          /* ready queue */
@@ -114,11 +114,13 @@ struct reap_loop {
 	reap_task *cur;
 	reap_task *rhead, *rtail; /* ready queue */
 	unsigned nready;
+	unsigned budget;   /* tasks this turn may still run */
 	reap_task *ahead, *atail; /* live tasks, oldest first */
 	unsigned live;
 	reap_group *root;
 	uint64_t next_num;
 
+	unsigned skipped;  /* turns without a poll while tasks were ready */
 	reap_task **fdw;   /* the task waiting on each fd */
 	int nfdw;
 	unsigned fd_waits;
@@ -135,6 +137,7 @@ struct reap_loop {
 	int detect;
 	atomic_ulong step_seq;
 	atomic_int in_step;
+	atomic_int step_lock;      /* step_name and step_site */
 	char step_name[24];
 	const reap_site *step_site;
 	uint64_t blocking_ns;

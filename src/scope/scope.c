@@ -34,6 +34,7 @@
 
 reap_scope reap__root;
 void (*reap__task_close_hook)(struct reap_task *t, int begin);
+reap_scope *(*reap__task_scope_hook)(struct reap__tstate *ts);
 
 static const char *sname(const reap_scope *s, char *buf, size_t len)
 {
@@ -271,8 +272,8 @@ static int defer_slow(reap_scope *s, reap_type *type, void *fn, void *arg,
 	struct reap__tstate *ts = reap__ts();
 	uint32_t key;
 
-	if (s == NULL)
-		s = ts->current;
+	if (s == NULL && (s = reap__current(ts)) == NULL)
+		return -ENOMEM;
 	if (site == NULL)
 		site = &unknown_site;
 	check_open(s, site, kind == E_EXIT ? "reap_defer_exit" : "reap_defer");
@@ -475,8 +476,10 @@ static __attribute__((noinline)) void *scope_alloc_slow(reap_scope *s, size_t si
 	struct reap__block *b;
 	void *p;
 
-	if (s == NULL)
-		s = reap__ts()->current;
+	if (s == NULL && (s = reap__current(reap__ts())) == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	check_open(s, &unknown_site, "reap_scope_alloc");
 	a = &s->arena;
 	if (unlikely(size > SIZE_MAX / 2)) {
@@ -604,8 +607,8 @@ int reap_scope_open_at(reap_scope *parent, reap_scope **out,
 	reap_scope *s;
 	int rc;
 
-	if (parent == NULL)
-		parent = ts->current;
+	if (parent == NULL && (parent = reap__current(ts)) == NULL)
+		return -ENOMEM;
 	if (unlikely(site == NULL))
 		site = &unknown_site;
 	check_open(parent, site, "reap_scope_open");
@@ -657,8 +660,8 @@ int reap_scope_pop_all_at(reap_scope *s, reap_scope *parent, reap_scope **out,
 	reap_scope *n;
 	uint32_t key;
 
-	if (parent == NULL)
-		parent = ts->current;
+	if (parent == NULL && (parent = reap__current(ts)) == NULL)
+		return -ENOMEM;
 	check_open(s, site, "reap_scope_pop_all");
 	check_open(parent, site, "reap_scope_pop_all");
 	if (s->magic != S_OPEN || parent->magic != S_OPEN)
@@ -918,7 +921,10 @@ static void close_end(struct reap__tstate *ts, reap_scope *s, int *err,
 		/* A root's name may have been set in its memory, freed next. */
 		s->name = s == &reap__root ? "root" : "thread";
 	} else if (s->name != NULL) {
-		snprintf(s->closed_name, sizeof s->closed_name, "%s", s->name);
+		size_t n = strnlen(s->name, sizeof s->closed_name - 1);
+
+		memcpy(s->closed_name, s->name, n);
+		s->closed_name[n] = '\0';
 		s->name = NULL; /* it lives in the memory freed next */
 	}
 	arena_free(&s->arena);
@@ -1151,13 +1157,13 @@ reap_scope *reap_scope_root(void)
 
 reap_scope *reap_scope_current(void)
 {
-	return reap__ts()->current;
+	return reap__current(reap__ts());
 }
 
 reap_scope *reap_scope_set_current(reap_scope *s)
 {
 	struct reap__tstate *ts = reap__ts();
-	reap_scope *old = ts->current;
+	reap_scope *old = reap__current(ts);
 
 	if (s == NULL)
 		s = ts->is_main ? &reap__root : &ts->root;

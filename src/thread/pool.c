@@ -642,8 +642,8 @@ int reap_pool_create_at(reap_scope *s, const reap_pool_opts *opts, unsigned n,
 	if (opts != NULL && opts->on_close != REAP_POOL_DRAIN &&
 	    opts->on_close != REAP_POOL_CANCEL)
 		return -EINVAL;
-	if (s == NULL)
-		s = reap_scope_current();
+	if (s == NULL && (s = reap_scope_current()) == NULL)
+		return -ENOMEM;
 	pthread_once(&reg_once, reg_init);
 	if ((base = reap_malloc(bytes)) == NULL)
 		return -ENOMEM;

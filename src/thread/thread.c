@@ -213,8 +213,8 @@ int reap_thread_spawn_at(reap_scope *s, const reap_thread_opts *opts,
 	int rc;
 
 	reap__thread_layer_init();
-	if (s == NULL)
-		s = ts->current;
+	if (s == NULL && (s = reap__current(ts)) == NULL)
+		return -ENOMEM;
 	if (out == NULL)
 		return -EINVAL;
 	if (opts != NULL && opts->stack_size != 0 &&
