@@ -82,13 +82,12 @@ static void report_step(reap_loop *loop, uint64_t held_ns)
 	if (n > 0) {
 		char **sym = backtrace_symbols(loop->bt, n);
 
-		fprintf(m, "; the loop thread's stack:\n");
-		for (int i = 0; i < n; i++) {
-			if (sym != NULL && (strstr(sym[i], "on_sample") != NULL ||
-					    strstr(sym[i], "__restore_rt") != NULL))
-				continue;
-			fprintf(m, "    #%d %s\n", i, sym ? sym[i] : "?");
-		}
+		fprintf(m, "; the loop thread's stack (addr2line -e <binary> "
+			   "<+offset> names the lines):\n");
+		/* Frames 0 and 1 are the handler and the kernel's return
+		 * trampoline. */
+		for (int i = 2; i < n; i++)
+			fprintf(m, "    #%d %s\n", i - 2, sym ? sym[i] : "?");
 		free(sym);
 	} else {
 		fprintf(m, " (its stack could not be sampled)\n");

@@ -51,6 +51,7 @@ static __thread reap_loop *this_loop;
 static void close_hook(reap_task *t, int begin);
 static void task_free(reap_task *t);
 static reap_scope *task_scope(struct reap__tstate *ts);
+static void report_unretrieved(const reap_error *chain, const char *what);
 
 reap_loop *reap__loop_of_thread(void)
 {
@@ -605,6 +606,21 @@ static void drain(reap_loop *loop, const char *why)
 	loop->draining = 0;
 }
 
+/* Failures of the root group's tasks that no join retrieved (asyncio's
+ * "Task exception was never retrieved"): reported when a run ends. */
+static void report_root_failures(reap_loop *loop)
+{
+	reap_group *g = loop->root;
+
+	if (g == NULL || g->chain == NULL)
+		return;
+	report_unretrieved(g->chain, "a loop run ended");
+	reap_error_free(g->chain);
+	g->chain = NULL;
+	g->chain_tail = &g->chain;
+	g->first = 0;
+}
+
 int reap_loop_run_at(reap_loop *loop, reap_task_fn main, void *arg,
 		     void **result, const reap_site *site)
 {
@@ -633,6 +649,7 @@ int reap_loop_run_at(reap_loop *loop, reap_task_fn main, void *arg,
 	}
 	loop->running = 0;
 	atomic_store(&loop->stop, 0);
+	report_root_failures(loop);
 	if (t->state != T_DONE)
 		return -EDEADLK; /* cannot happen: drain ends every task */
 	return reap_task_join_until_at(t, result, REAP_FOREVER, site);
@@ -687,6 +704,7 @@ static int loop_shut(reap_loop *loop)
 		reap_cleanup_cancel(loop->root->h);
 		group_finish(loop->root, &first, &chain);
 		loop->root = NULL;
+		report_unretrieved(chain, "the loop closed");
 		reap_error_free(chain);
 	}
 	/* The workers and whatever else the loop's scope holds. */
@@ -1375,6 +1393,9 @@ static size_t scope_entries(const reap_scope *s, FILE *f, int depth)
 	return n;
 }
 
+/* Scans a stack that holds live frames: ASan's redzones there are not
+ * errors of ours. */
+__attribute__((no_sanitize_address))
 static size_t stack_used(const reap_task *t)
 {
 	const uint64_t *p = (const uint64_t *)(const void *)t->stack.lo;
