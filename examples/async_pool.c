@@ -26,8 +26,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reap.h"
@@ -171,8 +171,8 @@ static int conn_close(void *arg, const reap_error *inflight)
 
 	(void)inflight;
 	if ((rc = send_msg(c->fd, "bye")) == 0 &&
-	    (rc = recv_msg(c->fd, buf, sizeof buf)) > 0)
-		rc = strcmp(buf, "ack") == 0 ? 0 : -EPROTO;
+	    (rc = recv_msg(c->fd, buf, sizeof buf)) >= 0)
+		rc = rc > 0 && strcmp(buf, "ack") == 0 ? 0 : -EPROTO;
 	printf("  conn %d: said bye, server %s; fd %d closed\n", c->id,
 	       rc == 0 ? "acknowledged" : reap_errname(rc), c->fd);
 	close(c->fd);
@@ -229,8 +229,9 @@ static int give_back(void *arg, const reap_error *inflight)
 	/* Suspensions inside a scope close are shielded: a cancellation
 	 * that arrives now waits until the close is over. */
 	reap_sleep(30 * MS);
-	if ((rc = send_msg(c->fd, "ping")) == 0 && (rc = recv_msg(c->fd, buf, sizeof buf)) > 0)
-		rc = 0;
+	if ((rc = send_msg(c->fd, "ping")) == 0 &&
+	    (rc = recv_msg(c->fd, buf, sizeof buf)) >= 0)
+		rc = rc > 0 ? 0 : -EPROTO;
 	reap_shield_begin(); /* shield_end tells whether it was cancelled */
 	cancelled = reap_shield_end() == -ECANCELED;
 	printf("  %s: cleanup done, conn %d back in the pool (%s)\n", cl->name,
@@ -244,12 +245,13 @@ static int client(void *arg, void **result)
 {
 	struct client *cl = arg;
 	char msg[64], buf[64];
+	void *item;
 	int rc;
 
 	(void)result;
-	if ((rc = reap_chan_recv(cl->pool, (void **)&cl->conn,
-				 reap_now_ns() + 500 * MS)) < 0)
-		return rc;
+	if ((rc = reap_chan_recv(cl->pool, &item, reap_now_ns() + 500 * MS)) < 0)
+		return rc; /* borrow a connection, waiting for one at most 0.5 s */
+	cl->conn = item;
 	/* From here on the scope owns the loan: every exit gives it back. */
 	if ((rc = reap_defer_async(NULL, NULL, give_back, cl, NULL)) < 0) {
 		(void)reap_chan_send(cl->pool, cl->conn, REAP_FOREVER);
@@ -293,7 +295,7 @@ static int main_task(void *arg, void **result)
 	reap_event *carol_in_cleanup;
 	reap_error *chain = NULL;
 	reap_chan *pool;
-	int rc = 0;
+	int rc = 0, out, nspawned = 0;
 
 	(void)arg;
 	(void)result;
@@ -312,7 +314,9 @@ static int main_task(void *arg, void **result)
 
 		printf("2. Four clients share them; carol will be cancelled "
 		       "during her cleanup.\n");
-		if ((rc = reap_group_open(NULL, &clients)) < 0)
+		/* Owned by the pool's scope, and younger than the
+		 * connections: on an early exit it closes first. */
+		if ((rc = reap_group_open(pool_scope, &clients)) < 0)
 			break;
 		for (int i = 0; i < 4; i++) {
 			cls[i] = (struct client){.name = names[i], .rounds = 2,
@@ -323,22 +327,30 @@ static int main_task(void *arg, void **result)
 						       &(reap_task_opts){.name = names[i]},
 						       client, &cls[i], &tasks[i])) < 0)
 				break;
+			nspawned++;
 		}
 		if (rc == 0 &&
 		    (rc = reap_event_wait(carol_in_cleanup, reap_now_ns() + REAP_SEC)) == 0) {
 			printf("  main: carol is in her cleanup; cancel her now\n");
 			reap_task_cancel(tasks[2]);
 		}
-		for (int i = 0; i < 4; i++) {
-			int out = reap_task_join(tasks[i], NULL);
+		for (int i = 0; i < nspawned; i++) {
+			out = reap_task_join(tasks[i], NULL);
 
 			if (out < 0 || i == 2)
 				printf("  join %s: %s\n", names[i], out == 0
 				       ? "0 (her function had returned before the cancel)"
 				       : reap_errname(out));
+			if (out < 0 && rc == 0)
+				rc = out;
 		}
-		if ((rc = reap_group_close(clients, &chain)) < 0)
+		out = reap_group_close(clients, &chain);
+		if (rc == 0)
+			rc = out;
+		if (rc < 0) {
+			reap_error_print(chain, stdout);
 			break;
+		}
 		printf("  carol's cleanup %s\n", cls[2].cleanup_done
 			       ? "finished although she was cancelled"
 			       : "did NOT finish");

@@ -1855,14 +1855,49 @@ static int main_bad_fd(void *arg, void **result)
 	ASSERT_OK(reap_task_spawn(NULL, fd_waiter, &w2, &t2));
 	ASSERT_OK(reap_task_join(t2, NULL));
 	ASSERT_EQ_INT(w2.rc, -EEXIST);
-	ASSERT_EQ_INT(write(p[1], "y", 1), 1);
+	reap_task_cancel(t1);
 	ASSERT_OK(reap_task_join(t1, NULL));
-	ASSERT_EQ_INT(w1.rc, REAP_READ);
-	/* Write readiness of a pipe: at once. */
-	ASSERT_EQ_INT(reap_wait_fd(p[1], REAP_WRITE, REAP_FOREVER), REAP_WRITE);
+	ASSERT_EQ_INT(w1.rc, -ECANCELED);
+	/* The fd is free again: a wait with a deadline times out. */
+	ASSERT_EQ_INT(reap_wait_fd(p[0], REAP_READ, reap_now_ns() + 3 * MS), -ETIMEDOUT);
 	close(p[0]);
 	close(p[1]);
 	return 0;
+}
+
+static int main_fd_ready(void *arg, void **result)
+{
+	int p[2];
+	struct fdw w;
+	reap_task *t;
+
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(pipe(p), 0);
+	/* Write readiness of an empty pipe: at once. */
+	ASSERT_EQ_INT(reap_wait_fd(p[1], REAP_WRITE, reap_now_ns() + 1000 * MS),
+		      REAP_WRITE);
+	/* Read readiness once something is written, while it waits. */
+	w = (struct fdw){p[0], 1};
+	ASSERT_OK(reap_task_spawn(NULL, fd_waiter, &w, &t));
+	ASSERT_OK(reap_sleep(3 * MS));
+	ASSERT_EQ_INT(write(p[1], "y", 1), 1);
+	ASSERT_OK(reap_task_join(t, NULL));
+	ASSERT_EQ_INT(w.rc, REAP_READ);
+	/* Ready already: at once; both bits asked, the ready ones come back. */
+	ASSERT_EQ_INT(reap_wait_fd(p[0], REAP_READ, REAP_FOREVER), REAP_READ);
+	ASSERT_EQ_INT(reap_wait_fd(p[0], REAP_READ | REAP_WRITE, REAP_FOREVER),
+		      REAP_READ);
+	close(p[0]);
+	close(p[1]);
+	return 0;
+}
+
+TEST(loop_wait_fd_readiness)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_fd_ready, NULL));
+	close_loop();
 }
 
 TEST(loop_wait_fd_bad_input)
