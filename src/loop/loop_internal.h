@@ -22,9 +22,10 @@
 /* A task's state, as reap_task_state. */
 enum { T_READY = 0, T_RUNNING = 1, T_WAITING = 2, T_DONE = 3 };
 
-/* What a parked task was woken with, besides 0 and -errno. */
-#define W_TIMER 1 /* its timer fired (park() resolves it) */
-#define W_OWN 2   /* park(): the wait's own deadline passed */
+/* What a parked task was woken with, besides 0, -errno and an fd's
+ * readiness (REAP_READ | REAP_WRITE): above those bits. */
+#define W_TIMER (1 << 20) /* its timer fired (park() resolves it) */
+#define W_OWN (1 << 21)   /* park(): the wait's own deadline passed */
 
 /* A task waiting in a queue of a channel, event, semaphore or group. */
 struct reap__waiter {
