@@ -79,7 +79,11 @@ typedef struct reap_loop_opts {
 				   * reported and its suspensions time out;
 				   * 0: no limit */
 	uint64_t blocking_ns;     /* threshold of the blocking detector; 100 ms */
-	bool detect_blocking;     /* detector on without REAP_DEBUG=blocking */
+	bool detect_blocking;     /* detector on without REAP_DEBUG=blocking;
+				   * it samples the loop thread's stack with
+				   * a signal (SIGRTMIN+6), which interrupts a
+				   * blocking poll(2) or select(2) of the
+				   * step it reports (EINTR) */
 } reap_loop_opts;
 
 /*
@@ -165,9 +169,12 @@ REAP_API int reap_loop_step(reap_loop *loop) REAP_NONNULL(1);
  * Open a task group owned by s (NULL: the current scope) on the calling
  * thread's loop. Closing the group (reap_group_close(), or its owner's
  * close) waits for every child task. The first child that fails (any
- * negative outcome other than the -ECANCELED of the group's own
- * cancellation) cancels its siblings; all failures come back chained,
- * the first one first. An owner that closes with an error in flight
+ * negative outcome other than the -ECANCELED of the task's own
+ * cancellation) cancels its siblings at once; the failures nobody joined
+ * come back chained in the order they happened (newest first, as every
+ * reap chain), and the group's close returns the first of them. A task's
+ * failure carries its cleanups' errors chained over it (they ran with the
+ * failure in flight). An owner that closes with an error in flight
  * cancels the children before waiting, as a Trio nursery does.
  *
  * Errors: -EPERM (no loop on this thread), -ENOMEM. Ownership: s owns
@@ -186,8 +193,8 @@ REAP_API REAP_NODISCARD int reap_group_open_at(reap_scope *s, reap_group **out,
  * waiting (a group never outlives its close). Outside a task it runs the
  * loop until the children end. Returns 0 or the first failure, with the
  * whole chain in *chain when chain is not NULL (free it with
- * reap_error_free()); without chain, failures beyond the first are
- * reported. Ownership: takes g (the handle is dead after the call).
+ * reap_error_free()); without chain, the failures other than the
+ * first are reported. Ownership: takes g (the handle is dead after the call).
  * Thread safety: the loop's thread; not from a child of g (-EDEADLK).
  */
 REAP_API int reap_group_close(reap_group *g, reap_error **chain)
@@ -235,8 +242,10 @@ REAP_API REAP_NODISCARD int reap_task_spawn_at(reap_group *g,
  * Wait for t to end and return its outcome, with its result in *result
  * (may be NULL); the handle is dead afterwards. A task that failed has
  * its failure retrieved by the join (the group does not report it
- * again). -ETIMEDOUT / -ECANCELED / -ETIMEDOUT of a deadline: the wait
- * ended first and t is still joinable. -EDEADLK: t is the caller.
+ * again). -ETIMEDOUT (its deadline, or a region's) or -ECANCELED: the
+ * wait ended first and t is still joinable. A task cancelled while its
+ * scope closes still finishes the close; its outcome is what its
+ * function returned. -EDEADLK: t is the caller.
  * Outside a task it runs the loop until t ends. Ownership: takes t on
  * success. Thread safety: the loop's thread, one joiner per task.
  */
@@ -320,8 +329,9 @@ REAP_API int reap_to_thread_at(reap_task_fn fn, void *arg,
  * the matching reap_shield_end(); regions opened inside still fire.
  * Nestable. Outside a task: no effect. Thread safety: the task. */
 REAP_API void reap_shield_begin(void);
-/* End the innermost shield. Returns -ECANCELED if the task was cancelled
- * meanwhile (the next suspension will say so), else 0. */
+/* End the innermost shield. Returns -ECANCELED if the task is cancelled
+ * (before or during the shield: the next suspension outside any shield
+ * will say so), else 0. */
 REAP_API int reap_shield_end(void);
 
 /*
@@ -403,7 +413,7 @@ REAP_API size_t reap_chan_len(const reap_chan *ch) REAP_NONNULL(1);
 
 /* An event (asyncio.Event): set wakes every waiter; waits on a set event
  * return at once until it is cleared. Errors, ownership, thread safety as
- * channels. */
+ * channels; outside a task, a wait that would block returns -EAGAIN. */
 #define reap_event_create(s, out) reap_event_create_at((s), (out), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_event_create_at(reap_scope *s,
 						 reap_event **out,
@@ -417,7 +427,8 @@ REAP_API int reap_event_wait_at(reap_event *e, uint64_t deadline_ns,
 				const reap_site *site) REAP_NONNULL(1, 3);
 
 /* A counting semaphore with n initial permits; waiters are served first
- * come, first served. Errors, ownership, thread safety as channels. */
+ * come, first served. Errors, ownership, thread safety as channels;
+ * outside a task, an acquire that would block returns -EAGAIN. */
 #define reap_sem_create(s, n, out) reap_sem_create_at((s), (n), (out), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_sem_create_at(reap_scope *s, unsigned n,
 					       reap_sem **out,
@@ -449,15 +460,16 @@ typedef struct reap_task_info {
 	uint64_t age_ns;            /* since it was spawned */
 	size_t resources;           /* live entries of its scope */
 	size_t stack_size;          /* usable bytes */
-	size_t stack_used;          /* high-water mark, bytes (0: unknown) */
+	size_t stack_used;          /* high-water mark, bytes, of the stack it
+				     * runs on since that stack was mapped
+				     * (stacks are reused: an upper bound) */
 	bool cancelled;
 } reap_task_info;
 
 /*
  * Fill out[0, cap) with the live tasks of the loop (oldest first) and
  * return how many there are (may exceed cap). The stack high-water mark
- * is measured by scanning for the fill pattern laid down when the stack
- * was first mapped. Ownership: out is the caller's. Thread safety: the
+ * is the lowest word that is no longer zero, as the stack was mapped. Ownership: out is the caller's. Thread safety: the
  * loop's thread.
  */
 REAP_API size_t reap_loop_tasks(reap_loop *loop, reap_task_info *out,

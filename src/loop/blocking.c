@@ -43,6 +43,9 @@ static int wd_running, wd_stop;
 static pthread_t wd_thread;
 static struct sigaction wd_old;
 
+/* Set by the handler: a sleep of ours that it interrupts goes on. */
+static __thread volatile sig_atomic_t sampled;
+
 static void on_sample(int sig, siginfo_t *si, void *uc)
 {
 	reap_loop *loop = reap__loop_of_thread();
@@ -51,35 +54,42 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)si;
 	(void)uc;
+	sampled = 1;
 	if (loop != NULL && atomic_load(&loop->bt_n) == -1)
 		atomic_store(&loop->bt_n, backtrace(loop->bt, 32));
 	errno = saved;
 }
 
-static void report_step(reap_loop *loop, uint64_t held_ns)
+/* Report the step of loop that has run for held_ns: which task (read
+ * first, so that a step that ends meanwhile is not confused with the
+ * next), then where it is, if it is still the same step once sampled. */
+static void report_step(reap_loop *loop, unsigned long seq, uint64_t held_ns)
 {
 	char *text = NULL, site[256], name[24];
 	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	FILE *m;
 	int n = -1;
 
+	reap__spin_lock(&loop->step_lock);
+	memcpy(name, loop->step_name, sizeof name);
+	reap__site_str(loop->step_site, site, sizeof site);
+	reap__spin_unlock(&loop->step_lock);
+	if (atomic_load(&loop->step_seq) != seq || !atomic_load(&loop->in_step))
+		return; /* it ended between the look and the copy */
 	atomic_store(&loop->bt_n, -1);
 	if (syscall(SYS_tgkill, getpid(), loop->ostid, SIG_SAMPLE) == 0) {
 		for (int i = 0; i < 200 && (n = atomic_load(&loop->bt_n)) < 0; i++)
 			usleep(500);
 	}
-	if (m == NULL)
+	if (atomic_load(&loop->step_seq) != seq)
+		n = -2; /* the stack taken is some later step's */
+	if ((m = open_memstream(&text, &len)) == NULL)
 		return;
-	reap__spin_lock(&loop->step_lock);
-	memcpy(name, loop->step_name, sizeof name);
-	reap__site_str(loop->step_site, site, sizeof site);
-	reap__spin_unlock(&loop->step_lock);
 	fprintf(m, "reap: blocking: task \"%s\" (spawned at %s) has held its loop "
-		   "for %llu ms without suspending (threshold %llu ms)",
-		name, site,
+		   "for %llu ms without suspending (threshold %llu ms)", name, site,
 		(unsigned long long)(held_ns / 1000000u),
 		(unsigned long long)(loop->blocking_ns / 1000000u));
-	if (n > 0) {
+	if (n > 2) {
 		char **sym = backtrace_symbols(loop->bt, n);
 
 		fprintf(m, "; the loop thread's stack (addr2line -e <binary> "
@@ -89,6 +99,8 @@ static void report_step(reap_loop *loop, uint64_t held_ns)
 		for (int i = 2; i < n; i++)
 			fprintf(m, "    #%d %s\n", i - 2, sym ? sym[i] : "?");
 		free(sym);
+	} else if (n == -2) {
+		fprintf(m, " (it ended before its stack could be sampled)\n");
 	} else {
 		fprintf(m, " (its stack could not be sampled)\n");
 	}
@@ -121,7 +133,7 @@ static void *watchdog(void *arg)
 			if (l->wd_held >= l->blocking_ns && !l->wd_reported) {
 				l->wd_reported = 1;
 				__atomic_fetch_add(&l->stats.steps_blocking, 1, __ATOMIC_RELAXED);
-				report_step(l, l->wd_held);
+				report_step(l, seq, l->wd_held);
 			}
 		}
 		for (reap_loop *l = wd_loops; l != NULL; l = l->wd_next)
@@ -223,9 +235,23 @@ static void report_sleep(const char *what, const void *caller)
 		     what, t->name, reap__site_str(t->site, site, sizeof site), where);
 }
 
+/* nanosleep(2), resumed for the time left when the interruption was
+ * only the detector's sampling signal. */
 static int sys_nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	return (int)syscall(SYS_nanosleep, req, rem);
+	struct timespec want = *req, left;
+	int rc;
+
+	for (;;) {
+		sampled = 0;
+		rc = (int)syscall(SYS_nanosleep, &want, &left);
+		if (rc == 0 || errno != EINTR || !sampled)
+			break;
+		want = left;
+	}
+	if (rc < 0 && rem != NULL)
+		*rem = left;
+	return rc;
 }
 
 int nanosleep(const struct timespec *req, struct timespec *rem)

@@ -52,6 +52,7 @@ static void close_hook(reap_task *t, int begin);
 static void task_free(reap_task *t);
 static reap_scope *task_scope(struct reap__tstate *ts);
 static void report_unretrieved(const reap_error *chain, const char *what);
+static void group_reap(reap_group *g, int only_detached);
 
 reap_loop *reap__loop_of_thread(void)
 {
@@ -612,12 +613,14 @@ static void report_root_failures(reap_loop *loop)
 {
 	reap_group *g = loop->root;
 
-	if (g == NULL || g->chain == NULL)
+	if (g == NULL)
+		return;
+	group_reap(g, 1);
+	if (g->chain == NULL)
 		return;
 	report_unretrieved(g->chain, "a loop run ended");
 	reap_error_free(g->chain);
 	g->chain = NULL;
-	g->chain_tail = &g->chain;
 	g->first = 0;
 }
 
@@ -786,7 +789,6 @@ int reap_group_open_at(reap_scope *s, reap_group **out, const reap_site *site)
 	g->magic = GROUP_MAGIC;
 	g->loop = loop;
 	g->site = site;
-	g->chain_tail = &g->chain;
 	if ((rc = reap_scope_open_at(s, &g->scope, site)) < 0)
 		goto fail;
 	if ((rc = reap_scope_name(g->scope, "group")) < 0 ||
@@ -810,29 +812,63 @@ void reap_group_cancel(reap_group *g)
 		reap_task_cancel(t);
 }
 
-/* Record a failure that nobody retrieved by a join. */
+/* Whether t's outcome is a failure (its own cancellation is not). */
+static int task_failed(const reap_task *t)
+{
+	return t->rc < 0 && !(t->rc == -ECANCELED && t->cancelled);
+}
+
+/* Put t's failure at the head of g's chain: chains are newest first. */
 static void group_record(reap_group *g, reap_task *t)
 {
-	reap_error *e;
+	reap_error *e = t->chain, *tail;
 
-	if (t->rc >= 0 || (t->rc == -ECANCELED && t->cancelled))
-		return;
-	if (g->first == 0)
-		g->first = t->rc;
-	e = t->chain;
 	t->chain = NULL;
+	if (g->first == 0)
+		g->first = t->rc; /* records come oldest first */
 	if (e == NULL) {
 		char msg[64];
 
 		snprintf(msg, sizeof msg, "task \"%s\" failed", t->name);
-		e = reap__error_new(t->rc, t->site, msg, NULL, NULL);
-		if (e == NULL)
+		if ((e = reap__error_new(t->rc, t->site, msg, NULL, NULL)) == NULL)
 			return;
 	}
-	*g->chain_tail = e;
-	while (e->cause != NULL)
-		e = (reap_error *)e->cause;
-	g->chain_tail = (reap_error **)&e->cause;
+	for (tail = e; tail->cause != NULL; tail = (reap_error *)tail->cause)
+		;
+	tail->cause = g->chain;
+	g->chain = e;
+}
+
+static void group_unlink(reap_group *g, reap_task *t);
+
+/*
+ * Reap g's ended tasks that no join will retrieve (all of them, or only
+ * the detached ones): their failures go into g's chain in the order they
+ * happened (fail_seq), whatever the order of spawning; the others are
+ * just freed.
+ */
+static void group_reap(reap_group *g, int only_detached)
+{
+	for (;;) {
+		reap_task *pick = NULL;
+
+		for (reap_task *t = g->head; t != NULL; t = t->gnext) {
+			if (t->state != T_DONE || (only_detached && !t->detached))
+				continue;
+			if (t->fail_seq == 0) {
+				pick = t;
+				break;
+			}
+			if (pick == NULL || t->fail_seq < pick->fail_seq)
+				pick = t;
+		}
+		if (pick == NULL)
+			break;
+		group_unlink(g, pick);
+		if (pick->fail_seq != 0)
+			group_record(g, pick);
+		task_free(pick);
+	}
 }
 
 static void group_unlink(reap_group *g, reap_task *t)
@@ -896,13 +932,7 @@ static void group_finish(reap_group *g, int *first, reap_error **chain)
 {
 	g->closing = 1;
 	group_wait(g);
-	while (g->head != NULL) {
-		reap_task *t = g->head;
-
-		group_unlink(g, t);
-		group_record(g, t);
-		task_free(t);
-	}
+	group_reap(g, 0);
 	(void)reap_scope_close(g->scope);
 	*first = g->first;
 	*chain = g->chain;
@@ -990,24 +1020,34 @@ static void task_main(void *arg)
 {
 	reap_task *t = arg;
 	reap_error *chain = NULL;
-	int rc, crc;
+	int rc;
 
 	rc = t->fn(t->arg, &t->result);
 	if (rc < 0) {
 		struct reap__raise *r = reap__raise_take(rc);
 
-		t->chain = reap__error_new(rc, r ? r->site : t->site,
-					   r ? r->msg : NULL, t->name, NULL);
+		if (t->scope != NULL) {
+			/* The failure is in flight while the task's cleanups
+			 * run (they see it, as __exit__ does), and comes back
+			 * with their own errors chained over it. */
+			reap_scope_failf_at(t->scope, rc, r ? r->site : t->site,
+					    r ? "%s" : NULL, r ? r->msg : "");
+		} else {
+			t->chain = reap__error_new(rc, r ? r->site : t->site,
+						   r ? r->msg : NULL, t->name, NULL);
+		}
 	}
 	/* The task's scope closes here, in the task: cleanups may suspend. */
-	crc = t->scope != NULL ? reap_scope_close_err(t->scope, &chain) : 0;
-	t->scope = NULL;
-	if (crc < 0 && rc >= 0) {
-		rc = crc;
-		reap_error_free(t->chain);
-		t->chain = chain;
-	} else {
-		reap_error_free(chain);
+	if (t->scope != NULL) {
+		int crc = reap_scope_close_err(t->scope, &chain);
+
+		t->scope = NULL;
+		if (crc < 0) {
+			rc = rc < 0 ? rc : crc;
+			t->chain = chain;
+		} else {
+			reap_error_free(chain);
+		}
 	}
 	t->rc = rc;
 	/* The end goes to the scheduler, which gives the stack back, never
@@ -1058,8 +1098,9 @@ static void task_ended(reap_loop *loop, reap_task *t)
 	loop->live--;
 	g->live--;
 	loop->stats.ended++;
-	if (t->rc < 0 && !(t->rc == -ECANCELED && t->cancelled)) {
+	if (task_failed(t)) {
 		loop->stats.failed++;
+		t->fail_seq = ++g->nfail;
 		if (!g->is_root && !g->cancelled) {
 			g->failed = 1;
 			reap_group_cancel(g);
@@ -1067,11 +1108,10 @@ static void task_ended(reap_loop *loop, reap_task *t)
 	}
 	if (t->joiner != NULL)
 		reap__wake(t->joiner, 0);
-	if (t->detached) {
+	if (t->detached && t->fail_seq == 0) {
 		group_unlink(g, t);
-		group_record(g, t);
 		task_free(t);
-	}
+	} /* a detached failure waits for the group's close (group_reap) */
 	if (g->live == 0 && g->closer != NULL)
 		reap__wake(g->closer, 0);
 }

@@ -56,6 +56,7 @@ struct reap_task {
 	void *result;
 	int rc;
 	reap_error *chain;            /* its failure, when it failed */
+	uint64_t fail_seq;            /* its failure's rank in its group, 0: none */
 	const reap_site *site;
 	uint32_t t0_ms;   /* spawned, ms on reap's clock */
 	uint64_t num;
@@ -89,7 +90,8 @@ struct reap_group {
 	unsigned live;      /* of them, not yet ended */
 	struct reap_task *closer;      /* a task waiting in close */
 	int first;          /* first failure */
-	reap_error *chain, **chain_tail;
+	uint64_t nfail;     /* failures so far */
+	reap_error *chain;  /* failures nobody joined, newest first */
 	const reap_site *site;
 };
 
