@@ -100,7 +100,7 @@ static int run_failure(void)
 					       fns[i], NULL, NULL)) < 0)
 			break;
 	rc = reap_group_close(g, &chain);
-	printf("    the group's close returned %s; the chain, first failure "
+	printf("    the group's close returned %s; the chain, newest "
 	       "first:\n", reap_errname(rc));
 	for (const reap_error *e = chain; e != NULL; e = e->cause)
 		printf("      %s: %s\n", reap_errname(e->code), e->msg ? e->msg : "");
