@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: ASan+UBSan with -Werror under gcc and clang, every
 # test again under TSan (the stress tests are labelled "concurrent"), a
-# build with the ledger compiled out, and
-# an install consumed through find_package and pkg-config.
+# build with the ledger compiled out, the coroutine and loop tests built
+# for AArch64 and run under qemu (the other context switch in assembly),
+# and an install consumed through find_package and pkg-config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -16,6 +17,9 @@ command -v nm >/dev/null || need+=(binutils)
 # clang's sanitizer runtimes (ASan, UBSan, TSan)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a >/dev/null 2>&1 ||
 	need+=(libclang-rt-14-dev)
+# AArch64: a cross compiler and qemu's user-mode emulator
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 . scripts/need.sh
 need_install "make test" ${need[@]+"${need[@]}"}
 
@@ -32,6 +36,11 @@ run_suite asan-gcc "" -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Asan
 run_suite asan-clang "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Asan
 run_suite tsan "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Tsan
 run_suite noledger "-R ^test_scope\\." -DCMAKE_BUILD_TYPE=Release -DREAP_LEDGER=OFF
+run_suite aarch64 "-R ^test_(ctx|loop)\\." -DCMAKE_BUILD_TYPE=Debug \
+	-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+	-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc \
+	-DCMAKE_ASM_COMPILER=aarch64-linux-gnu-gcc -DREAP_EXAMPLES=OFF \
+	"-DCMAKE_CROSSCOMPILING_EMULATOR=qemu-aarch64;-L;/usr/aarch64-linux-gnu"
 
 echo "== install: find_package and pkg-config"
 ./tests/install/check.sh

@@ -191,7 +191,8 @@ REAP_API REAP_NODISCARD int reap_group_open_at(reap_scope *s, reap_group **out,
  * for every child, then free the group. In a task this suspends; a
  * cancellation of the waiting task cancels the children and goes on
  * waiting (a group never outlives its close). Outside a task it runs the
- * loop until the children end. Returns 0 or the first failure, with the
+ * loop until the children end. Returns 0 or the first failure (or
+ * -ECANCELED when none failed but the closing task is cancelled), with the
  * whole chain in *chain when chain is not NULL (free it with
  * reap_error_free()); without chain, the failures other than the
  * first are reported. Ownership: takes g (the handle is dead after the call).

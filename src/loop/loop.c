@@ -361,17 +361,20 @@ int reap__park(reap_task *t, uint64_t deadline, const char *what,
 	t->wait_obj = obj;
 	t->state = T_WAITING;
 	switch_away(loop, t);
-	t->wait_what = NULL;
-	t->wait_obj = NULL;
 	rc = t->wake_rc;
 	if (rc == W_TIMER) {
-		if (own)
-			return W_OWN;
-		(void)interrupted(t); /* marks the regions that fired */
-		if (t->closes > 0 && t->cleanup_dl.fired && !t->cleanup_reported)
-			report_stuck_cleanup(t);
-		rc = -ETIMEDOUT;
+		if (own) {
+			rc = W_OWN;
+		} else {
+			(void)interrupted(t); /* marks the regions that fired */
+			if (t->closes > 0 && t->cleanup_dl.fired &&
+			    !t->cleanup_reported)
+				report_stuck_cleanup(t);
+			rc = -ETIMEDOUT;
+		}
 	}
+	t->wait_what = NULL;
+	t->wait_obj = NULL;
 	return rc;
 }
 
@@ -635,7 +638,6 @@ int reap_loop_run_at(reap_loop *loop, reap_task_fn main, void *arg,
 	if ((rc = reap_task_spawn_at(loop->root, &(reap_task_opts){.name = "main"},
 				     main, arg, &t, site)) < 0)
 		return rc;
-	atomic_store(&loop->stop, 0);
 	loop->running = 1;
 	while (loop->live > 0) {
 		if (atomic_load(&loop->stop)) {
@@ -973,6 +975,8 @@ int reap_group_close(reap_group *g, reap_error **chain)
 				   "the loop");
 	reap_cleanup_cancel(g->h);
 	group_finish(g, &first, &c);
+	if (first == 0 && self != NULL && self->cancelled && self->shield == 0)
+		first = -ECANCELED; /* the closer's own cancellation, as TaskGroup */
 	if (chain != NULL)
 		*chain = c;
 	else {
@@ -1311,7 +1315,7 @@ int reap_yield_at(const reap_site *site)
 	rq_push(t->loop, t);
 	switch_away(t->loop, t);
 	t->wait_what = NULL;
-	return 0;
+	return interrupted(t); /* a cancellation that came meanwhile */
 }
 
 static int grow_fdw(reap_loop *loop, int fd)

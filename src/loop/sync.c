@@ -58,6 +58,16 @@ static struct reap__waiter *take_waiter(struct reap__waitq *q)
 	return NULL;
 }
 
+/* Whether a waiter of q still waits (cancelled ones stay linked until
+ * their task runs, and must not hold a permit back). */
+static int live_waiter(const struct reap__waitq *q)
+{
+	for (const struct reap__waiter *w = q->head; w != NULL; w = w->next)
+		if (w->task->state == T_WAITING)
+			return 1;
+	return 0;
+}
+
 static void serve(struct reap__waiter *w, int how)
 {
 	w->done = how;
@@ -390,7 +400,7 @@ int reap_sem_acquire_at(reap_sem *s, uint64_t deadline_ns, const reap_site *site
 		return rc;
 	if (t != NULL && t->cancelled && t->shield == 0)
 		return -ECANCELED;
-	if (s->count > 0 && s->waiters.head == NULL) {
+	if (s->count > 0 && !live_waiter(&s->waiters)) {
 		s->count--;
 		return 0;
 	}
