@@ -222,6 +222,9 @@ typedef struct reap_task_opts {
  * close); with out NULL the task is detached: the group still waits for
  * it and collects its failure.
  *
+ * A task spawned while the loop drains (its close, a stop, a deadlock:
+ * see reap_loop_run()) starts cancelled.
+ *
  * Errors: REAP_ECLOSED (g is closing or closed: nothing runs), -EPERM (no
  * loop on this thread), -ENOMEM (the task, its stack or its scope).
  * Ownership: g owns the task; *out is borrowed until joined or until g

@@ -482,6 +482,14 @@ void reap_task_cancel(reap_task *t)
 
 static int loop_exit(void *arg, const reap_error *inflight);
 
+/* The scope layer's hooks into tasks: set once, before any loop exists. */
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static void set_hooks(void)
+{
+	reap__task_close_hook = close_hook;
+	reap__task_scope_hook = task_scope;
+}
+
 int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 			reap_loop **out, const reap_site *site)
 {
@@ -535,8 +543,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 	if ((rc = reap_defer_exit_at(s, &loop_type, loop_exit, loop, &loop->h,
 				     site)) < 0)
 		goto fail_scope;
-	reap__task_close_hook = close_hook;
-	reap__task_scope_hook = task_scope;
+	pthread_once(&hooks_once, set_hooks);
 	loop->detect = o.detect_blocking ||
 		       (reap_debug_flags() & REAP_DEBUG_BLOCKING) != 0;
 	if (loop->detect)
@@ -1216,8 +1223,8 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	loop->stats.spawned++;
 	t->state = T_READY;
 	rq_push(loop, t);
-	if (g->cancelled)
-		reap_task_cancel(t);
+	if (g->cancelled || loop->draining)
+		reap_task_cancel(t); /* it starts cancelled */
 	if (out != NULL)
 		*out = t;
 	return 0;

@@ -7,8 +7,9 @@
  * unlinks itself when it runs), unlinks it, marks it served (done = 1)
  * and wakes it: so an item handed over or a permit given is never lost,
  * and a cancellation that came first wins. Closing a channel or its
- * owner's scope unlinks every waiter with done = -1, so that no waiter
- * touches the object once it is gone.
+ * owner's scope unlinks every waiter, with done = -1 (it gets
+ * REAP_ECLOSED) or -2 when something else woke it first (it keeps that
+ * outcome), so that no waiter touches the object once it is gone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -81,7 +82,9 @@ static void close_all(struct reap__waitq *q)
 
 	while ((w = q->head) != NULL) {
 		reap__waitq_del(q, w);
-		w->done = -1;
+		/* One that a cancellation or a timer woke first keeps that
+		 * outcome: it is only unlinked (-2). */
+		w->done = w->task->state == T_WAITING ? -1 : -2;
 		reap__wake(w->task, 0);
 	}
 }
@@ -118,7 +121,8 @@ static int wait_in(struct reap__waitq *q, struct reap__waiter *w, reap_task *t,
 		return 0; /* served: what it was given is kept */
 	if (w->done == -1)
 		return REAP_ECLOSED;
-	reap__waitq_del(q, w);
+	if (w->done == 0)
+		reap__waitq_del(q, w);
 	if (rc == W_OWN)
 		return -ETIMEDOUT;
 	return rc < 0 ? rc : -EINTR; /* rc 0 unserved cannot happen */

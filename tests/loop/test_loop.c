@@ -94,6 +94,13 @@ TEST(loop_second_on_thread_is_ebusy)
 	ASSERT_EQ_PTR(other, (reap_loop *)(uintptr_t)0x77);
 	ASSERT_OK(reap_scope_close(s2));
 	close_loop();
+	/* A bad option: nothing is made. */
+	ASSERT_OK(reap_scope_open(NULL, &s2));
+	ASSERT_EQ_INT(reap_loop_create_opts(s2, &(reap_loop_opts){.stack_size = (size_t)4 << 30},
+					    &other), -EINVAL);
+	ASSERT_EQ_PTR(other, (reap_loop *)(uintptr_t)0x77);
+	ASSERT_NULL(reap_loop_current());
+	ASSERT_OK(reap_scope_close(s2));
 	/* Once the first is gone, a new one may be created. */
 	open_loop(NULL);
 	close_loop();
@@ -783,11 +790,13 @@ TEST(loop_group_chain_holds_every_failure)
 	open_loop(NULL);
 	test_reports_clear();
 	ASSERT_OK(run_main(main_group, &c));
+	/* The close returns the first failure; the chain holds them all,
+	 * newest first (loop.h), so the first failure is the last link. */
 	ASSERT_EQ_INT(c.close_rc, -EIO);
 	ASSERT_EQ_SIZE(c.chain_n, 3);
-	ASSERT_EQ_INT(c.codes[0], -EIO);
-	ASSERT_TRUE((c.codes[1] == -EPIPE && c.codes[2] == -ENOSPC) ||
-		    (c.codes[1] == -ENOSPC && c.codes[2] == -EPIPE));
+	ASSERT_EQ_INT(c.codes[2], -EIO);
+	ASSERT_TRUE((c.codes[0] == -EPIPE && c.codes[1] == -ENOSPC) ||
+		    (c.codes[0] == -ENOSPC && c.codes[1] == -EPIPE));
 	ASSERT_EQ_INT(c.sibs[2].rc, -ECANCELED);
 	close_loop();
 }
@@ -846,6 +855,50 @@ TEST(loop_group_owner_closing_with_error_cancels_children)
 	for (int i = 0; i < 3; i++)
 		ASSERT_EQ_INT(c.rcs[i], -ECANCELED);
 	ASSERT_EQ_INT(c.close_rc, -EIO);
+	ASSERT_LT_INT(c.took_ms, 3000);
+	close_loop();
+}
+
+/* loop.h: "A task's failure carries its cleanups' errors chained over it
+ * (they ran with the failure in flight)" and "An owner that closes with
+ * an error in flight cancels the children": a group in the scope of a
+ * task that returns a failure has its children cancelled at once. */
+static int failing_owner(void *arg, void **result)
+{
+	struct owner_case *c = arg;
+	reap_group *g;
+
+	(void)result;
+	ASSERT_OK(reap_group_open(NULL, &g)); /* the task's scope owns it */
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(reap_task_spawn(g, sleep_forever_ish, &c->rcs[i], NULL));
+	ASSERT_OK(reap_sleep(2 * MS));
+	return -EIO;
+}
+
+static int main_failing_owner(void *arg, void **result)
+{
+	struct owner_case *c = arg;
+	reap_task *t;
+	uint64_t t0 = reap_now_ns();
+
+	(void)result;
+	ASSERT_OK(reap_task_spawn(NULL, failing_owner, c, &t));
+	c->close_rc = reap_task_join(t, NULL);
+	c->took_ms = ms_since(t0);
+	return 0;
+}
+
+TEST(loop_group_in_failing_task_scope_cancels_children)
+{
+	struct owner_case c;
+
+	memset(&c, 0, sizeof c);
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_failing_owner, &c));
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ_INT(c.rcs[i], -ECANCELED);
+	ASSERT_EQ_INT(c.close_rc, -EIO); /* its outcome: what it returned */
 	ASSERT_LT_INT(c.took_ms, 3000);
 	close_loop();
 }
@@ -996,6 +1049,34 @@ TEST(loop_aclose_cleanup_limit_reports_stuck_cleanup)
 	close_loop();
 }
 
+/* A scope that closes outside any task runs its asynchronous cleanups
+ * with the blocking forms of the suspension points. */
+static int aclose_outside(void *arg, const reap_error *inflight)
+{
+	int *rc = arg;
+
+	(void)inflight;
+	ASSERT_NULL(reap_task_self());
+	*rc = reap_sleep(5 * MS);
+	return 0;
+}
+
+TEST(loop_aclose_outside_task_blocks)
+{
+	reap_scope *s;
+	int rc = 1;
+	uint64_t t0;
+
+	open_loop(NULL);
+	ASSERT_OK(reap_scope_open(T_scope, &s));
+	ASSERT_OK(reap_defer_async(s, NULL, aclose_outside, &rc, NULL));
+	t0 = reap_now_ns();
+	ASSERT_OK(reap_scope_close(s));
+	ASSERT_EQ_INT(rc, 0);
+	ASSERT_GE_INT(ms_since(t0), 4);
+	close_loop();
+}
+
 /* ------------------------------------------------------------------ */
 /* The pending-task report                                              */
 
@@ -1048,7 +1129,8 @@ TEST(loop_pending_task_report)
 	ASSERT_CONTAINS(r, "forgotten");
 	ASSERT_CONTAINS(r, "tests/loop/test_loop.c");
 	ASSERT_CONTAINS(r, "channel receive");
-	ASSERT_CONTAINS(r, "event");
+	ASSERT_CONTAINS(r, "it holds");
+	ASSERT_CONTAINS(r, "- event, created at");
 	ASSERT_EQ_INT(p.rc, -ECANCELED);
 	ASSERT_EQ_INT(p.cleaned, 1);
 	close_loop();
@@ -1075,6 +1157,95 @@ TEST(loop_close_cancels_and_reports_live_tasks)
 	ASSERT_OK(reap_loop_close(T_loop));
 	ASSERT_CONTAINS(test_reports(), "orphan");
 	ASSERT_EQ_INT(p.cleaned, 1);
+	close_loop();
+}
+
+/* A task that its cleanup spawns while the loop drains (close or stop)
+ * is refused or cancelled too: the drain must not wait 10 s for it. */
+struct late {
+	int spawn_rc, late_rc;
+	uint64_t late_ms;
+};
+
+static int late_sleeper(void *arg, void **result)
+{
+	struct late *l = arg;
+	uint64_t t0 = reap_now_ns();
+
+	(void)result;
+	l->late_rc = reap_sleep(10000 * MS);
+	l->late_ms = ms_since(t0);
+	return l->late_rc;
+}
+
+static int spawn_in_cleanup(void *arg, const reap_error *inflight)
+{
+	struct late *l = arg;
+
+	(void)inflight;
+	l->spawn_rc = reap_task_spawn(NULL, late_sleeper, l, NULL);
+	return 0;
+}
+
+static int drained_task(void *arg, void **result)
+{
+	(void)result;
+	ASSERT_OK(reap_defer_async(NULL, NULL, spawn_in_cleanup, arg, NULL));
+	return reap_sleep(10000 * MS);
+}
+
+static void check_late(const struct late *l)
+{
+	if (l->spawn_rc == 0) {
+		ASSERT_EQ_INT(l->late_rc, -ECANCELED);
+		ASSERT_LT_INT(l->late_ms, 3000);
+	} else {
+		ASSERT_EQ_INT(l->spawn_rc, REAP_ECLOSED);
+	}
+}
+
+TEST(loop_close_ends_tasks_spawned_while_draining)
+{
+	struct late l = {1, 1, 0};
+	uint64_t t0;
+
+	open_loop(NULL);
+	ASSERT_OK(reap_task_spawn(NULL, drained_task, &l, NULL));
+	ASSERT_EQ_INT(reap_loop_step(T_loop), 1); /* it runs, and sleeps */
+	t0 = reap_now_ns();
+	ASSERT_OK(reap_loop_close(T_loop));
+	ASSERT_LT_INT(ms_since(t0), 3000);
+	check_late(&l);
+	close_loop();
+}
+
+static void *stop_soon(void *arg)
+{
+	usleep(20 * 1000);
+	reap_loop_stop(arg);
+	return NULL;
+}
+
+static int main_drained(void *arg, void **result)
+{
+	(void)result;
+	ASSERT_OK(reap_task_spawn(NULL, drained_task, arg, NULL));
+	return reap_sleep(10000 * MS);
+}
+
+TEST(loop_stop_ends_tasks_spawned_while_draining)
+{
+	struct late l = {1, 1, 0};
+	pthread_t th;
+	uint64_t t0;
+
+	open_loop(NULL);
+	t0 = reap_now_ns();
+	ASSERT_EQ_INT(pthread_create(&th, NULL, stop_soon, T_loop), 0);
+	ASSERT_EQ_INT(run_main(main_drained, &l), -ECANCELED);
+	ASSERT_EQ_INT(pthread_join(th, NULL), 0);
+	ASSERT_LT_INT(ms_since(t0), 3000);
+	check_late(&l);
 	close_loop();
 }
 
@@ -1113,6 +1284,59 @@ TEST(loop_stop_from_another_thread)
 	ASSERT_GE_INT(ms_since(t0), 45);
 	ASSERT_EQ_INT(rc, -ECANCELED);
 	ASSERT_CONTAINS(test_reports(), "reap_loop_stop");
+	close_loop();
+}
+
+/* "Make the current or next reap_loop_run() end": a stop before the run
+ * ends the next run. */
+TEST(loop_stop_before_run_ends_next_run)
+{
+	int rc = 1;
+	uint64_t t0;
+
+	open_loop(NULL);
+	test_reports_clear();
+	reap_loop_stop(T_loop);
+	t0 = reap_now_ns();
+	ASSERT_EQ_INT(run_main(main_sleeps, &rc), -ECANCELED);
+	ASSERT_LT_INT(ms_since(t0), 5000);
+	ASSERT_EQ_INT(rc, -ECANCELED);
+	/* Spent: the run after it is not stopped. */
+	ASSERT_OK(run_main(main_ok, &rc));
+	close_loop();
+}
+
+static int main_join_deadline(void *arg, void **result)
+{
+	reap_task *t;
+	int rc = 1;
+
+	(void)arg;
+	(void)result;
+	ASSERT_OK(reap_task_spawn(NULL, sleep_forever_ish, &rc, &t));
+	ASSERT_EQ_INT(reap_task_join_until(t, NULL, reap_now_ns() + 5 * MS), -ETIMEDOUT);
+	ASSERT_EQ_INT(rc, 1); /* still running, still joinable */
+	{
+		/* A region that fires around the join: the same. */
+		reap_deadline d;
+
+		reap_deadline_begin(&d, reap_now_ns() + 5 * MS);
+		ASSERT_EQ_INT(reap_task_join(t, NULL), -ETIMEDOUT);
+		ASSERT_EQ_INT(reap_yield(), -ETIMEDOUT); /* the region fired */
+		ASSERT_EQ_INT(reap_deadline_end(&d), -ETIMEDOUT);
+		ASSERT_OK(reap_yield());
+	}
+	ASSERT_EQ_INT(rc, 1);
+	reap_task_cancel(t);
+	ASSERT_EQ_INT(reap_task_join(t, NULL), -ECANCELED);
+	ASSERT_EQ_INT(rc, -ECANCELED);
+	return 0;
+}
+
+TEST(loop_join_deadline_leaves_task_joinable)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_join_deadline, NULL));
 	close_loop();
 }
 
@@ -1206,11 +1430,11 @@ TEST(loop_blocking_detector_reports_spinning_task)
 	open_loop(&o);
 	test_reports_clear();
 	ASSERT_OK(run_main(main_spin, (void *)spinner));
+	reap_loop_stats_get(T_loop, &st);
+	close_loop(); /* joins the watchdog, which wrote the report */
+	ASSERT_GE_INT(st.steps_blocking, 1);
 	ASSERT_CONTAINS(test_reports(), "spinner");
 	ASSERT_CONTAINS(test_reports(), "blocking");
-	reap_loop_stats_get(T_loop, &st);
-	ASSERT_GE_INT(st.steps_blocking, 1);
-	close_loop();
 }
 
 static int fast_yielder(void *arg, void **result)
@@ -1237,10 +1461,10 @@ TEST(loop_blocking_detector_quiet_for_fast_steps)
 	open_loop(&o);
 	test_reports_clear();
 	ASSERT_OK(run_main(main_spin, (void *)fast_yielder));
-	ASSERT_TRUE(strstr(test_reports(), "blocking") == NULL);
 	reap_loop_stats_get(T_loop, &st);
-	ASSERT_EQ_INT(st.steps_blocking, 0);
 	close_loop();
+	ASSERT_EQ_INT(st.steps_blocking, 0);
+	ASSERT_TRUE(strstr(test_reports(), "blocking") == NULL);
 }
 
 static int usleeper(void *arg, void **result)
@@ -1258,10 +1482,10 @@ TEST(loop_blocking_detector_reports_usleep)
 	open_loop(&o);
 	test_reports_clear();
 	ASSERT_OK(run_main(main_spin, (void *)usleeper));
+	close_loop();
 	ASSERT_CONTAINS(test_reports(), "spinner");
 	ASSERT_CONTAINS(test_reports(), "usleep");
 	ASSERT_CONTAINS(test_reports(), "blocking");
-	close_loop();
 }
 
 /* ------------------------------------------------------------------ */
@@ -1281,7 +1505,7 @@ static int offl_square(void *arg, void **result)
 
 	o->other_thread = !pthread_equal(o->caller, pthread_self());
 	*result = (void *)(intptr_t)(o->in * o->in);
-	return 7 - 7; /* 0 */
+	return 0;
 }
 
 static int main_offl(void *arg, void **result)
@@ -1373,6 +1597,38 @@ TEST(loop_to_thread_cancelled_drops_result)
 	ASSERT_TRUE(o.saw_cancel);
 	ASSERT_EQ_INT(dropped, 1);
 	ASSERT_NOT_NULL(o.made);
+	ASSERT_EQ_PTR(dropped_ptr, o.made);
+	close_loop();
+}
+
+static int main_offl_region(void *arg, void **result)
+{
+	struct offl *o = arg;
+	reap_deadline d;
+	void *res = (void *)(uintptr_t)0x1;
+
+	(void)result;
+	reap_deadline_begin(&d, reap_now_ns() + 20 * MS);
+	o->rc = reap_to_thread(offl_slow, o, drop_result, &res);
+	ASSERT_EQ_INT(reap_deadline_end(&d), -ETIMEDOUT);
+	ASSERT_NULL(res);
+	ASSERT_OK(reap_yield()); /* not cancelled: only the region fired */
+	return 0;
+}
+
+TEST(loop_to_thread_region_fires_drops_result)
+{
+	struct offl o;
+
+	memset(&o, 0, sizeof o);
+	dropped = 0;
+	dropped_ptr = NULL;
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_offl_region, &o));
+	ASSERT_EQ_INT(o.rc, -ETIMEDOUT);
+	ASSERT_TRUE(o.started);
+	ASSERT_TRUE(o.saw_cancel);
+	ASSERT_EQ_INT(dropped, 1);
 	ASSERT_EQ_PTR(dropped_ptr, o.made);
 	close_loop();
 }
@@ -1734,6 +1990,151 @@ TEST(loop_sem_permit_not_stuck_behind_cancelled_waiter)
 	close_loop();
 }
 
+/* The event came first: a permit given, an item taken, then the cancel;
+ * the waiter keeps what it was given. */
+struct first {
+	reap_sem *sem;
+	reap_chan *ch;
+	int acq_rc, send_rc, after;
+};
+
+static int first_acquirer(void *arg, void **result)
+{
+	struct first *f = arg;
+
+	(void)result;
+	f->acq_rc = reap_sem_acquire(f->sem, REAP_FOREVER);
+	f->after = reap_yield();
+	return 0;
+}
+
+static int first_sender(void *arg, void **result)
+{
+	struct first *f = arg;
+
+	(void)result;
+	f->send_rc = reap_chan_send(f->ch, (void *)(intptr_t)5, REAP_FOREVER);
+	return 0;
+}
+
+static int main_event_first(void *arg, void **result)
+{
+	struct first f = {0};
+	reap_task *a, *b;
+	void *item = NULL;
+
+	(void)arg;
+	(void)result;
+	f.acq_rc = f.send_rc = f.after = 1;
+	ASSERT_OK(reap_sem_create(NULL, 0, &f.sem));
+	ASSERT_OK(reap_chan_create(NULL, 0, &f.ch));
+	ASSERT_OK(reap_task_spawn(NULL, first_acquirer, &f, &a));
+	ASSERT_OK(reap_task_spawn(NULL, first_sender, &f, &b));
+	ASSERT_OK(reap_sleep(3 * MS));
+	reap_sem_release(f.sem);  /* the permit goes to a */
+	reap_task_cancel(a);
+	ASSERT_OK(reap_chan_recv(f.ch, &item, REAP_FOREVER)); /* b's item taken */
+	ASSERT_EQ_PTR(item, (void *)(intptr_t)5);
+	reap_task_cancel(b);
+	ASSERT_OK(reap_task_join(a, NULL));
+	ASSERT_OK(reap_task_join(b, NULL));
+	ASSERT_EQ_INT(f.acq_rc, 0);
+	ASSERT_EQ_INT(f.after, -ECANCELED);
+	ASSERT_EQ_INT(f.send_rc, 0);
+	/* The permit was a's: none is left. */
+	ASSERT_EQ_INT(reap_sem_acquire(f.sem, reap_now_ns() + 2 * MS), -ETIMEDOUT);
+	return 0;
+}
+
+TEST(loop_event_before_cancel_wins)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_event_first, NULL));
+	close_loop();
+}
+
+/* Outside any task, a join and a group close run the loop. */
+static int short_sleeper(void *arg, void **result)
+{
+	(void)result;
+	ASSERT_OK(reap_sleep(5 * MS));
+	*(int *)arg += 1;
+	return 0;
+}
+
+TEST(loop_join_and_group_close_outside_tasks_run_the_loop)
+{
+	reap_task *t;
+	reap_group *g;
+	int n = 0;
+	void *r = &n;
+
+	open_loop(NULL);
+	ASSERT_OK(reap_task_spawn(NULL, short_sleeper, &n, &t));
+	ASSERT_OK(reap_task_join(t, &r));
+	ASSERT_EQ_INT(n, 1);
+	ASSERT_NULL(r);
+	ASSERT_OK(reap_group_open(T_scope, &g));
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(reap_task_spawn(g, short_sleeper, &n, NULL));
+	ASSERT_OK(reap_group_close(g, NULL));
+	ASSERT_EQ_INT(n, 4);
+	close_loop();
+}
+
+/* A main that can never be woken is cancelled: the run returns
+ * -ECANCELED. */
+static int main_waits_forever(void *arg, void **result)
+{
+	reap_event *e;
+	int *rc = arg;
+
+	(void)result;
+	ASSERT_OK(reap_event_create(NULL, &e));
+	*rc = reap_event_wait(e, REAP_FOREVER);
+	return *rc;
+}
+
+TEST(loop_run_of_deadlocked_main_is_ecanceled)
+{
+	int rc = 1;
+
+	open_loop(NULL);
+	test_reports_clear();
+	ASSERT_EQ_INT(run_main(main_waits_forever, &rc), -ECANCELED);
+	ASSERT_EQ_INT(rc, -ECANCELED);
+	ASSERT_CONTAINS(test_reports(), "event wait");
+	ASSERT_CONTAINS(test_reports(), "main");
+	close_loop();
+}
+
+/* The cancellation came first, then the channel closed before the
+ * cancelled receiver ran: the first wins, the receive says -ECANCELED. */
+static int main_cancel_then_close(void *arg, void **result)
+{
+	struct closer c = {0};
+	reap_task *r;
+
+	(void)arg;
+	(void)result;
+	c.recv_rc = 1;
+	ASSERT_OK(reap_chan_create(NULL, 0, &c.ch));
+	ASSERT_OK(reap_task_spawn(NULL, blocked_receiver, &c, &r));
+	ASSERT_OK(reap_sleep(3 * MS));
+	reap_task_cancel(r);
+	reap_chan_close(c.ch);
+	ASSERT_OK(reap_task_join(r, NULL));
+	ASSERT_EQ_INT(c.recv_rc, -ECANCELED);
+	return 0;
+}
+
+TEST(loop_chan_cancel_before_close_wins)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_cancel_then_close, NULL));
+	close_loop();
+}
+
 /* ------------------------------------------------------------------ */
 /* Introspection                                                        */
 
@@ -1796,6 +2197,7 @@ static int main_intro(void *arg, void **result)
 	reap_task_cancel(b);
 	n = reap_loop_tasks(T_loop, info, 8);
 	ASSERT_TRUE(info[1].cancelled);
+	ASSERT_EQ_INT(info[1].state, REAP_TASK_READY); /* woken by the cancel */
 	ASSERT_EQ_INT(reap_task_join(a, NULL), -ECANCELED);
 	ASSERT_EQ_INT(reap_task_join(b, NULL), -ECANCELED);
 	ASSERT_EQ_SIZE(reap_loop_tasks(T_loop, info, 8), 1);

@@ -375,6 +375,8 @@ static int offl_fn(void *arg, void **result)
 	return 0;
 }
 
+static int first_eagain, first_enomem;
+
 /* The first call starts the workers: a fresh loop for each n. */
 static int one_first_offload(void *arg, void **result)
 {
@@ -395,6 +397,10 @@ static int one_first_offload(void *arg, void **result)
 	if (rc != -ENOMEM && rc != -EAGAIN)
 		test_fail(__FILE__, __LINE__, "n=%ld: reap_to_thread returned %d (%s)",
 			  n, rc, reap_errname(rc));
+	if (rc == -EAGAIN)
+		first_eagain++;
+	else
+		first_enomem++;
 	ASSERT_EQ_INT(ran, 0);
 	/* The loop still works after the failure. */
 	ASSERT_OK(reap_to_thread(offl_fn, &ran, NULL, &res));
@@ -412,6 +418,8 @@ TEST(oom_to_thread_first_call)
 		if (arg == 0)
 			break;
 	}
+	ASSERT_GE_INT(first_enomem, 1);
+	ASSERT_GE_INT(first_eagain, 1); /* a worker thread refused */
 }
 
 static int sweep_offload(void *arg, void **result)
