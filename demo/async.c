@@ -34,7 +34,7 @@ static int run_group(void)
 	if ((rc = reap_group_open(NULL, &g)) < 0)
 		return rc;
 	for (int i = 0; i < 3; i++) {
-		char name[16];
+		char name[24];
 
 		snprintf(name, sizeof name, "fetch#%d", i + 1);
 		if ((rc = reap_task_spawn_opts(g, &(reap_task_opts){.name = name},
