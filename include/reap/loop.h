@@ -105,7 +105,7 @@ REAP_API REAP_NODISCARD int reap_loop_create_at(reap_scope *s,
 
 /*
  * Run main(arg, &result) as a task in the loop's root group, and the loop
- * until that task and every task of the root group are done (asyncio.run).
+ * until that task and every other task of the loop are done (asyncio.run).
  * Returns main's outcome, with its result in *result (result may be NULL).
  *
  * The run also ends early when no task can ever run again (every task
