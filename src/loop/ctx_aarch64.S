@@ -39,13 +39,18 @@ reap__ctx_jump:
 	stp	d10, d11, [sp, #112]
 	stp	d12, d13, [sp, #128]
 	stp	d14, d15, [sp, #144]
-	mrs	x9, fpcr
-	str	x9, [sp, #160]
+	mrs	x10, fpcr
+	str	x10, [sp, #160]
 	mov	x9, sp
 	str	x9, [x0]
 	mov	sp, x1
+	/* Write FPCR only when it differs from ours: contexts almost
+	 * always share it, and the write is costly. */
 	ldr	x9, [sp, #160]
+	cmp	x9, x10
+	b.eq	1f
 	msr	fpcr, x9
+1:
 	ldp	x19, x20, [sp, #0]
 	ldp	x21, x22, [sp, #16]
 	ldp	x23, x24, [sp, #32]

@@ -14,7 +14,9 @@
  *    48   rbp
  *    56   return address
  *
- * reap__ctx_jump pushes it and pops the other context's; the first frame
+ * reap__ctx_jump pushes it and pops the other context's (the control
+ * words only when they differ, and the return address by an indirect
+ * jump); the first frame
  * of a new context (reap__ctx_arch_init) has zero registers and returns
  * into reap__ctx_boot, which calls reap__ctx_start() with the stack
  * aligned as for a call and a zero frame pointer, so that backtraces end
@@ -45,11 +47,19 @@ reap__ctx_jump:
 	.cfi_adjust_cfa_offset 8
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
+	movq	(%rsp), %rax
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
+	/* Load the control words only when they differ from ours (the
+	 * low 6 bytes; the top 2 are spare): the loads serialize, and
+	 * contexts almost always share them. */
+	movq	(%rsp), %rcx
+	xorq	%rax, %rcx
+	shlq	$16, %rcx
+	jz	1f
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
-	addq	$8, %rsp
+1:	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15
 	.cfi_adjust_cfa_offset -8
@@ -63,7 +73,12 @@ reap__ctx_jump:
 	.cfi_adjust_cfa_offset -8
 	popq	%rbp
 	.cfi_adjust_cfa_offset -8
-	ret
+	/* An indirect jump rather than ret: the return predictor is wrong
+	 * after a switch anyway, and the indirect one learns the pattern. */
+	popq	%rdx
+	.cfi_adjust_cfa_offset -8
+	.cfi_register rip, rdx
+	jmp	*%rdx
 	.cfi_endproc
 	.size	reap__ctx_jump, .-reap__ctx_jump
 
