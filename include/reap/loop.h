@@ -288,7 +288,8 @@ enum { REAP_READ = 1u << 0, REAP_WRITE = 1u << 1 };
  * sent one was taken).
  */
 
-/* Sleep ns nanoseconds (asyncio.sleep). Outside a task: blocks. */
+/* Sleep ns nanoseconds (asyncio.sleep). reap_sleep(0) is reap_yield(),
+ * as asyncio.sleep(0) is: no timer. Outside a task: blocks. */
 #define reap_sleep(ns) reap_sleep_at((ns), REAP_SITE)
 REAP_API int reap_sleep_at(uint64_t ns, const reap_site *site);
 

@@ -232,7 +232,7 @@ static void report_sleep(const char *what, const void *caller)
 	__atomic_fetch_add(&t->loop->stats.steps_blocking, 1, __ATOMIC_RELAXED);
 	reap__report("reap: blocking: %s called in task \"%s\" (spawned at %s), "
 		     "from %s: it blocks the whole loop; use reap_sleep()\n",
-		     what, t->name, reap__site_str(t->site, site, sizeof site), where);
+		     what, reap__task_name(t), reap__site_str(t->site, site, sizeof site), where);
 }
 
 /* nanosleep(2), resumed for the time left when the interruption was

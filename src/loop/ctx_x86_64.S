@@ -47,18 +47,20 @@ reap__ctx_jump:
 	.cfi_adjust_cfa_offset 8
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
-	movq	(%rsp), %rax
+	/* Ours, read back at the widths written (a wider load would wait
+	 * for both stores to retire). */
+	movl	(%rsp), %eax
+	movzwl	4(%rsp), %ecx
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
-	/* Load the control words only when they differ from ours (the
-	 * low 6 bytes; the top 2 are spare): the loads serialize, and
-	 * contexts almost always share them. */
-	movq	(%rsp), %rcx
-	xorq	%rax, %rcx
-	shlq	$16, %rcx
-	jz	1f
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
+	/* Load the other context's control words only when they differ
+	 * from ours: the loads serialize, and contexts almost always
+	 * share them. */
+	.cfi_remember_state
+	cmpl	(%rsp), %eax
+	jne	2f
+	cmpw	4(%rsp), %cx
+	jne	2f
 1:	addq	$8, %rsp
 	.cfi_adjust_cfa_offset -8
 	popq	%r15
@@ -79,6 +81,10 @@ reap__ctx_jump:
 	.cfi_adjust_cfa_offset -8
 	.cfi_register rip, rdx
 	jmp	*%rdx
+2:	.cfi_restore_state
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	jmp	1b
 	.cfi_endproc
 	.size	reap__ctx_jump, .-reap__ctx_jump
 

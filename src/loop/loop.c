@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loop_internal.h"
 
@@ -69,9 +70,32 @@ reap_task *reap_task_self(void)
 	return reap__task_cur();
 }
 
+/* "task#<num>" into name, without the cost of printf. */
+static void number_name(char *name, uint64_t num)
+{
+	char digits[21];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + num % 10);
+	while ((num /= 10) != 0 && n < 16);
+	memcpy(name, "task#", 5);
+	for (int i = 0; i < n; i++)
+		name[5 + i] = digits[n - 1 - i];
+	name[5 + n] = '\0';
+}
+
+/* A task's name, made on first use: most tasks are never named. */
+const char *reap__task_name(reap_task *t)
+{
+	if (t->name[0] == '\0')
+		number_name(t->name, t->num);
+	return t->name;
+}
+
 const char *reap_task_name(const reap_task *t)
 {
-	return t->name;
+	return reap__task_name((reap_task *)t); /* the name is a cache */
 }
 
 /* ------------------------------------------------------------------ */
@@ -121,7 +145,7 @@ void reap__wake(reap_task *t, int rc)
 static void task_ended(reap_loop *loop, reap_task *t);
 
 /* Steps a turn may run beyond the tasks that were ready when it began. */
-#define TURN_EXTRA 16
+#define TURN_EXTRA 64
 
 /* Load t's thread state (current scope, closing scopes, errno) and make
  * it the running task. */
@@ -137,7 +161,7 @@ static inline void enter(reap_loop *loop, struct reap__tstate *ts, reap_task *t)
 	if (unlikely(loop->detect)) {
 		/* What the watchdog names if this step blocks. */
 		reap__spin_lock(&loop->step_lock);
-		memcpy(loop->step_name, t->name, sizeof loop->step_name);
+		memcpy(loop->step_name, reap__task_name(t), sizeof loop->step_name);
 		loop->step_site = t->site;
 		reap__spin_unlock(&loop->step_lock);
 		atomic_fetch_add_explicit(&loop->step_seq, 1, memory_order_relaxed);
@@ -192,8 +216,11 @@ static void switch_away(reap_loop *loop, reap_task *t)
 		struct reap__tstate *ts = loop->ts;
 
 		loop->budget--;
-		if (n == t) { /* it yielded to itself */
+		if (n == t) { /* it yielded to itself: a new step */
 			t->state = T_RUNNING;
+			if (unlikely(loop->detect))
+				atomic_fetch_add_explicit(&loop->step_seq, 1,
+							  memory_order_relaxed);
 			return;
 		}
 		leave(ts, t);
@@ -239,6 +266,38 @@ static int can_progress(reap_loop *loop)
 }
 
 /*
+ * Offloaded calls are out and nothing else is ready: wait for a hand-back
+ * by spinning a little before sleeping, since the wake costs a system
+ * call on both sides (see offload.c). The spin adapts: it doubles (up to
+ * SPIN_MAX) when a hand-back came during it, halves (down to SPIN_MIN)
+ * when none did, and is 0 on a single CPU, where spinning only delays
+ * the worker. Returns whether a hand-back is there.
+ */
+#define SPIN_MAX 2048
+#define SPIN_MIN 32
+static int spin_for_offloads(reap_loop *loop)
+{
+	int hit = 0;
+
+	atomic_store(&loop->spinning, 1);
+	for (unsigned i = 0; i < loop->spin; i++) {
+		if (atomic_load_explicit(&loop->done, memory_order_acquire)) {
+			hit = 1;
+			break;
+		}
+		reap__cpu_relax();
+	}
+	atomic_store(&loop->spinning, 0);
+	if (!hit && atomic_load(&loop->done) != NULL)
+		hit = 1;
+	if (hit)
+		loop->spin = loop->spin * 2 > SPIN_MAX ? SPIN_MAX : loop->spin * 2;
+	else
+		loop->spin = loop->spin / 2 < SPIN_MIN ? SPIN_MIN : loop->spin / 2;
+	return hit;
+}
+
+/*
  * One turn: run the tasks that are ready now (not those they make
  * ready), then take finished offloads, poll (blocking up to the next
  * timer when block and nothing is ready) and fire due timers.
@@ -246,10 +305,11 @@ static int can_progress(reap_loop *loop)
 static void turn(reap_loop *loop, int block)
 {
 	struct reap__poll_event ev[REAP__POLL_BATCH];
-	uint64_t timeout = 0, next;
+	uint64_t timeout = 0, now = 0;
 	reap_task *t;
 	int k;
 
+	loop->now_ms = reap__now_ms();
 	/* Run the tasks ready now, and up to TURN_EXTRA of those they make
 	 * ready (a spawned task, a woken joiner), before I/O is looked at
 	 * again: a task that yields in a loop cannot starve the others. */
@@ -262,28 +322,16 @@ static void turn(reap_loop *loop, int block)
 	take_offloads(loop);
 	if (block && loop->nready == 0 && !atomic_load(&loop->stop) &&
 	    loop->live > 0 && can_progress(loop)) {
-		next = reap__timer_next(&loop->timers);
 		if (reap__timers_count(&loop->timers) == 0) {
 			timeout = REAP__POLL_FOREVER;
 		} else {
-			uint64_t now = reap_now_ns();
+			uint64_t next = reap__timer_next(&loop->timers);
 
+			now = reap_now_ns();
 			timeout = next > now ? next - now : 0;
 		}
-		if (timeout != 0 && loop->offloads > 0) {
-			/* A worker will hand a result back soon: spin a
-			 * little before sleeping, as the wake costs a system
-			 * call on both sides. See offload.c. */
-			atomic_store(&loop->spinning, 1);
-			for (int i = 0; i < 2000; i++) {
-				if (atomic_load_explicit(&loop->done, memory_order_acquire))
-					break;
-				reap__cpu_relax();
-			}
-			atomic_store(&loop->spinning, 0);
-			if (atomic_load(&loop->done) != NULL)
-				timeout = 0;
-		}
+		if (timeout != 0 && loop->offloads > 0 && loop->spin > 0)
+			timeout = spin_for_offloads(loop) ? 0 : timeout;
 	}
 	/* Poll when blocking, and while tasks are ready only if some wait
 	 * on fds, every few turns: the stop flag and the offloads' hand-back
@@ -292,15 +340,18 @@ static void turn(reap_loop *loop, int block)
 	if (timeout != 0 || !block || (loop->fd_waits > 0 &&
 			     (loop->nready == 0 || ++loop->skipped >= 4))) {
 		loop->skipped = 0;
+		if (timeout != 0)
+			now = 0; /* it may block: read the clock again after */
 		k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
 		if (k > 0)
 			dispatch(loop, ev, k);
 		take_offloads(loop);
 	}
 	if (reap__timers_count(&loop->timers) > 0) {
-		uint64_t now = reap_now_ns();
 		void *ud;
 
+		if (now == 0)
+			now = reap_now_ns();
 		while (reap__timer_pop_due(&loop->timers, now, &ud)) {
 			t = ud;
 			t->timer = 0;
@@ -394,7 +445,7 @@ int reap_shield_end(void)
 		return 0;
 	if (t->shield == 0)
 		reap__misuse("reap_shield_end() without reap_shield_begin() in "
-			     "task \"%s\"", t->name);
+			     "task \"%s\"", reap__task_name(t));
 	t->shield--;
 	return t->cancelled ? -ECANCELED : 0;
 }
@@ -422,7 +473,7 @@ int reap_deadline_end(reap_deadline *d)
 		return 0;
 	if (t->dl != d)
 		reap__misuse("reap_deadline_end() of a region that is not the "
-			     "innermost one of task \"%s\" (regions nest)", t->name);
+			     "innermost one of task \"%s\" (regions nest)", reap__task_name(t));
 	t->dl = d->outer;
 	return d->fired ? -ETIMEDOUT : 0;
 }
@@ -458,7 +509,7 @@ static void report_stuck_cleanup(reap_task *t)
 		     "in %s at %s is ended with ETIMEDOUT so that the cleanup "
 		     "can give up (it is not abandoned: it still runs to its "
 		     "end)\n",
-		     t->name, reap__site_str(t->site, site, sizeof site),
+		     reap__task_name(t), reap__site_str(t->site, site, sizeof site),
 		     (unsigned long long)(t->loop->opts.cleanup_limit_ns / 1000000u),
 		     t->wait_what ? t->wait_what : "a wait",
 		     reap__site_str(t->wait_site, wsite, sizeof wsite));
@@ -528,6 +579,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 	atomic_init(&loop->stop, 0);
 	atomic_init(&loop->done, NULL);
 	atomic_init(&loop->spinning, 0);
+	loop->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_MAX : 0;
 	reap__timers_init(&loop->timers);
 	if ((rc = reap__poll_open(&loop->poll)) < 0)
 		goto fail_free;
@@ -608,7 +660,7 @@ static void drain(reap_loop *loop, const char *why)
 				reap__report("reap: task \"%s\" waits, shielded, in %s "
 					     "with nothing left that could wake it; "
 					     "its wait is ended with ECANCELED so "
-					     "that the loop can close\n", t->name,
+					     "that the loop can close\n", reap__task_name(t),
 					     t->wait_what ? t->wait_what : "a wait");
 				reap__wake(t, -ECANCELED);
 			}
@@ -838,7 +890,7 @@ static void group_record(reap_group *g, reap_task *t)
 	if (e == NULL) {
 		char msg[64];
 
-		snprintf(msg, sizeof msg, "task \"%s\" failed", t->name);
+		snprintf(msg, sizeof msg, "task \"%s\" failed", reap__task_name(t));
 		if ((e = reap__error_new(t->rc, t->site, msg, NULL, NULL)) == NULL)
 			return;
 	}
@@ -976,7 +1028,7 @@ int reap_group_close(reap_group *g, reap_error **chain)
 	if (self != NULL && self->group == g)
 		return reap_raisef(-EDEADLK, "reap_group_close() from task \"%s\", "
 				   "a child of the group: it would wait for "
-				   "itself", self->name);
+				   "itself", reap__task_name(self));
 	if (g->is_root)
 		return reap_raisef(-EINVAL, "the loop's root group closes with "
 				   "the loop");
@@ -1045,7 +1097,7 @@ static void task_main(void *arg)
 					    r ? "%s" : NULL, r ? r->msg : "");
 		} else {
 			t->chain = reap__error_new(rc, r ? r->site : t->site,
-						   r ? r->msg : NULL, t->name, NULL);
+						   r ? r->msg : NULL, reap__task_name(t), NULL);
 		}
 	}
 	/* The task's scope closes here, in the task: cleanups may suspend. */
@@ -1078,7 +1130,7 @@ static reap_scope *task_scope(struct reap__tstate *ts)
 		return NULL;
 	/* The scope's name is the task's (which outlives the scope): read
 	 * by reporters on other threads, so stored as they load it. */
-	WR(s->name, (const char *)t->name);
+	WR(s->name, reap__task_name(t));
 	t->scope = s;
 	ts->current = s;
 	return s;
@@ -1134,21 +1186,6 @@ static void task_free(reap_task *t)
 	reap__block_free(t, sizeof *t);
 }
 
-/* "task#<num>" into name, without the cost of printf. */
-static void number_name(char *name, uint64_t num)
-{
-	char digits[21];
-	int n = 0;
-
-	do
-		digits[n++] = (char)('0' + num % 10);
-	while ((num /= 10) != 0 && n < 16);
-	memcpy(name, "task#", 5);
-	for (int i = 0; i < n; i++)
-		name[5 + i] = digits[n - 1 - i];
-	name[5 + n] = '\0';
-}
-
 int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 		       reap_task_fn fn, void *arg, reap_task **out,
 		       const reap_site *site)
@@ -1178,30 +1215,43 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 				      g->site->file, g->site->line);
 	if ((t = reap__block_alloc(sizeof *t)) == NULL)
 		return -ENOMEM;
-	memset(t, 0, sizeof *t);
+	t->name[0] = '\0';
 	stack = opts && opts->stack_size ? opts->stack_size : loop->opts.stack_size;
 	if ((rc = reap__stack_acquire(&t->stack, stack)) < 0)
 		goto fail_t;
-	t->num = ++loop->next_num;
 	if (opts && opts->name)
 		snprintf(t->name, sizeof t->name, "%s", opts->name);
-	else
-		number_name(t->name, t->num);
+	/* Every field before `made`, one by one: a memset of the whole
+	 * prefix costs more than the stores (rep stos starts slowly). */
 	t->magic = TASK_MAGIC;
+	t->state = T_READY;
+	t->detached = out == NULL;
+	t->cancelled = 0;
+	t->in_ready = 0;
 	t->loop = loop;
 	t->group = g;
+	t->scope = t->cur = t->closing = NULL;
+	t->err_no = 0;
+	t->rc = 0;
 	t->fn = fn;
 	t->arg = arg;
+	t->result = NULL;
+	t->chain = NULL;
+	t->fail_seq = 0;
 	t->site = site;
-	t->cur = NULL; /* its scope is made on first use */
-	t->detached = out == NULL;
-	t->wait_fd = -1;
+	t->num = ++loop->next_num;
+	t->t0_ms = loop->now_ms;
+	t->cleanup_reported = 0;
 	t->rnext = NULL;
-	t->joiner = NULL;
-	t->dl = NULL;
-	t->shield = t->closes = 0;
+	t->wait_what = NULL;
+	t->wait_site = NULL;
+	t->wait_obj = NULL;
+	t->wait_fd = -1;
+	t->wake_rc = 0;
 	t->timer = 0;
-	t->t0_ms = reap__now_ms();
+	t->joiner = NULL;
+	t->shield = t->closes = 0;
+	t->dl = NULL;
 	reap__ctx_make(&t->ctx, &t->stack, task_main, t);
 	/* Link: the group's list, the loop's list, the ready queue. */
 	t->gnext = NULL;
@@ -1221,7 +1271,6 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	loop->atail = t;
 	loop->live++;
 	loop->stats.spawned++;
-	t->state = T_READY;
 	rq_push(loop, t);
 	if (g->cancelled || loop->draining)
 		reap_task_cancel(t); /* it starts cancelled */
@@ -1247,13 +1296,13 @@ int reap_task_join_until_at(reap_task *t, void **result, uint64_t deadline_ns,
 	loop = t->loop;
 	if (t->detached)
 		return reap_raisef_at(site, -EINVAL, "reap_task_join(): task \"%s\" "
-				      "was spawned without a handle", t->name);
+				      "was spawned without a handle", reap__task_name(t));
 	if (t == self)
 		return reap_raisef_at(site, -EDEADLK, "task \"%s\" joins itself",
-				      t->name);
+				      reap__task_name(t));
 	if (t->joiner != NULL)
 		return reap_raisef_at(site, -EBUSY, "task \"%s\" has a joiner "
-				      "already", t->name);
+				      "already", reap__task_name(t));
 	if (self == NULL) {
 		int was = loop->running;
 
@@ -1302,7 +1351,10 @@ int reap_sleep_at(uint64_t ns, const reap_site *site)
 
 	if (t == NULL)
 		return reap_cancel_sleep(NULL, ns);
-	at = ns >= REAP_FOREVER - reap_now_ns() ? REAP_FOREVER : reap_now_ns() + ns;
+	if (ns == 0)
+		return reap_yield_at(site); /* as asyncio.sleep(0): no timer */
+	at = reap_now_ns();
+	at = ns >= REAP_FOREVER - at ? REAP_FOREVER : at + ns;
 	rc = reap__park(t, at, "sleep", site, NULL);
 	return rc == W_OWN ? 0 : rc;
 }
@@ -1316,6 +1368,15 @@ int reap_yield_at(const reap_site *site)
 		return 0;
 	if ((rc = interrupted(t)) != 0)
 		return rc;
+	if (t->loop->nready == 0 && t->loop->budget > 0) {
+		/* Nobody else is ready: the turn goes on with this task,
+		 * in a new step as far as the detector is concerned. */
+		t->loop->budget--;
+		if (unlikely(t->loop->detect))
+			atomic_fetch_add_explicit(&t->loop->step_seq, 1,
+						  memory_order_relaxed);
+		return 0;
+	}
 	t->wait_what = "yield";
 	t->wait_site = site;
 	t->state = T_READY;
@@ -1472,7 +1533,7 @@ size_t reap_loop_tasks(reap_loop *loop, reap_task_info *out, size_t cap)
 		i = &out[n];
 		memset(i, 0, sizeof *i);
 		i->task = t;
-		memcpy(i->name, t->name, sizeof i->name);
+		memcpy(i->name, reap__task_name(t), sizeof i->name);
 		i->state = (reap_task_state)t->state;
 		i->site = t->site;
 		i->wait_site = t->state == T_WAITING ? t->wait_site : NULL;
@@ -1507,7 +1568,7 @@ static size_t report_tasks(reap_loop *loop, FILE *f, const char *why)
 		uint64_t age = (uint64_t)(now_ms - t->t0_ms) * 1000000u;
 
 		fprintf(f, "  task \"%s\" (%s%s), spawned at %s, age %llu ms\n",
-			t->name, state_name(t->state), t->cancelled ? ", cancelled" : "",
+			reap__task_name(t), state_name(t->state), t->cancelled ? ", cancelled" : "",
 			reap__site_str(t->site, site, sizeof site),
 			(unsigned long long)(age / 1000000u));
 		if (t->state == T_WAITING)

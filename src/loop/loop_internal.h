@@ -39,6 +39,7 @@ struct reap__waitq {
 };
 
 struct reap_task {
+	/* Cleared at spawn, up to `made`. */
 	uint32_t magic;
 	uint8_t state;     /* T_* */
 	uint8_t detached;  /* no handle: reaped when it ends */
@@ -46,21 +47,19 @@ struct reap_task {
 	uint8_t in_ready;
 	reap_loop *loop;
 	reap_group *group;
-	struct reap__ctx ctx;
-	struct reap__stack stack;
-	reap_scope *scope;            /* its own, under the group's */
+	reap_scope *scope;            /* its own, under the group's, made on first use */
 	reap_scope *cur, *closing;    /* its thread state while switched out */
 	int err_no;
+	int rc;
 	reap_task_fn fn;
 	void *arg;
 	void *result;
-	int rc;
 	reap_error *chain;            /* its failure, when it failed */
 	uint64_t fail_seq;            /* its failure's rank in its group, 0: none */
 	const reap_site *site;
-	uint32_t t0_ms;   /* spawned, ms on reap's clock */
 	uint64_t num;
-	char name[24];
+	uint32_t t0_ms;   /* spawned, ms on reap's clock */
+	int cleanup_reported;
 	struct reap_task *rnext;          /* ready queue */
 	struct reap_task *gprev, *gnext;  /* group's tasks */
 	struct reap_task *aprev, *anext;  /* loop's tasks, oldest first */
@@ -74,10 +73,15 @@ struct reap_task {
 	struct reap_task *joiner;
 	/* cancellation */
 	unsigned shield;
-	reap_deadline *dl;          /* innermost deadline region */
 	unsigned closes;            /* scope closes under way in the task */
+	reap_deadline *dl;          /* innermost deadline region */
+
+	/* Set when used, not cleared. */
+	char made[0];
+	char name[24];              /* "" until asked: see task_name() */
+	struct reap__ctx ctx;
+	struct reap__stack stack;
 	reap_deadline cleanup_dl;   /* the loop's cleanup limit, while closing */
-	int cleanup_reported;
 };
 
 struct reap_group {
@@ -124,6 +128,7 @@ struct reap_loop {
 	uint64_t next_num;
 
 	unsigned skipped;  /* turns without a poll while tasks were ready */
+	uint32_t now_ms;   /* reap__now_ms() at the start of the turn */
 	reap_task **fdw;   /* the task waiting on each fd */
 	int nfdw;
 	unsigned fd_waits;
@@ -133,6 +138,7 @@ struct reap_loop {
 	unsigned offloads; /* calls under way */
 	_Atomic(struct reap__offload *) done; /* finished, to hand back */
 	atomic_int spinning; /* the loop polls done without sleeping */
+	unsigned spin;       /* how long it may: see spin_for_offloads() */
 
 	reap_loop_stats stats;
 
@@ -154,6 +160,7 @@ struct reap_loop {
 };
 
 /* loop.c */
+const char *reap__task_name(reap_task *t);
 int reap__park(reap_task *t, uint64_t deadline, const char *what,
 	       const reap_site *site, const void *obj);
 void reap__wake(reap_task *t, int rc);
