@@ -83,7 +83,12 @@ typedef struct reap_loop_opts {
 				   * it samples the loop thread's stack with
 				   * a signal (SIGRTMIN+6), which interrupts a
 				   * blocking poll(2) or select(2) of the
-				   * step it reports (EINTR) */
+				   * step it reports (EINTR). sleep(),
+				   * usleep() and nanosleep() called in a
+				   * task are reported at once when reap is
+				   * linked statically (libreap.a defines
+				   * them; libreap.so exports only reap_*),
+				   * else when they exceed the threshold */
 } reap_loop_opts;
 
 /*

@@ -18,7 +18,10 @@
  * (unless REAP_NO_INTERPOSE is defined at build time), so that a call
  * from a task of a loop whose detector is on is reported at once, with
  * the caller's address; the sleep itself then happens as asked, through
- * the system call.
+ * the system call (resumed when the sampling signal interrupts it). This
+ * works where libreap.a is linked: the program's own definition wins
+ * over libc's. libreap.so keeps them hidden (it exports reap_* only), so
+ * there the watchdog catches a long sleep like any blocking step.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
