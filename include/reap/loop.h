@@ -135,8 +135,8 @@ REAP_API int reap_loop_run_at(reap_loop *loop, reap_task_fn main, void *arg,
 			      void **result, const reap_site *site)
 	REAP_NONNULL(1, 2, 5);
 
-/* Make the current or next reap_loop_run() end (see above). Thread
- * safety: any thread, and async-signal-safe. */
+/* Make the current or next reap_loop_run() end (see above). Ownership:
+ * borrows loop. Thread safety: any thread, and async-signal-safe. */
 REAP_API void reap_loop_stop(reap_loop *loop) REAP_NONNULL(1);
 
 /*
@@ -149,7 +149,8 @@ REAP_API void reap_loop_stop(reap_loop *loop) REAP_NONNULL(1);
  */
 REAP_API int reap_loop_close(reap_loop *loop) REAP_NONNULL(1);
 
-/* The calling thread's loop, or NULL. Thread safety: any thread. */
+/* The calling thread's loop, or NULL. Ownership: borrowed, owned by its
+ * scope. Thread safety: any thread. */
 REAP_API reap_loop *reap_loop_current(void);
 
 /*
@@ -270,8 +271,8 @@ REAP_API int reap_task_join_until_at(reap_task *t, void **result,
  * borrows t. Thread safety: the loop's thread. */
 REAP_API void reap_task_cancel(reap_task *t) REAP_NONNULL(1);
 
-/* The running task, or NULL outside tasks. Thread safety: any thread
- * (about itself). */
+/* The running task, or NULL outside tasks. Ownership: borrowed, owned
+ * by its group. Thread safety: any thread (about itself). */
 REAP_API reap_task *reap_task_self(void);
 
 /* The task's name ("task#<n>" unless named). Ownership: borrowed, valid
@@ -291,6 +292,9 @@ enum { REAP_READ = 1u << 0, REAP_WRITE = 1u << 1 };
  * of a race between the event and a cancellation is the event's if the
  * event came first: no data is lost (a received item is delivered, a
  * sent one was taken).
+ *
+ * Ownership: every argument is borrowed for the call. Thread safety: a
+ * task of the loop (or, where said, any thread outside tasks).
  */
 
 /* Sleep ns nanoseconds (asyncio.sleep). reap_sleep(0) is reap_yield(),
@@ -337,11 +341,13 @@ REAP_API int reap_to_thread_at(reap_task_fn fn, void *arg,
 
 /* Hold cancellation and the deadlines of enclosing regions back until
  * the matching reap_shield_end(); regions opened inside still fire.
- * Nestable. Outside a task: no effect. Thread safety: the task. */
+ * Nestable. Outside a task: no effect. Ownership: nothing is taken.
+ * Thread safety: the task. */
 REAP_API void reap_shield_begin(void);
 /* End the innermost shield. Returns -ECANCELED if the task is cancelled
  * (before or during the shield: the next suspension outside any shield
- * will say so), else 0. */
+ * will say so), else 0. Ownership: nothing is taken. Thread safety: the
+ * task. */
 REAP_API int reap_shield_end(void);
 
 /*
@@ -351,7 +357,8 @@ REAP_API int reap_shield_end(void);
  * reap_deadline_end() returns -ETIMEDOUT if this region fired, so that
  * the code that opened it can tell its own timeout from an outer one or
  * from a cancellation (which it leaves alone), else 0. Outside a task
- * the region has no effect. Thread safety: the task.
+ * the region has no effect. Ownership: d is the caller's and must stay
+ * valid until reap_deadline_end(). Thread safety: the task.
  */
 typedef struct reap_deadline {
 	struct reap_deadline *outer; /* private */
@@ -404,26 +411,34 @@ REAP_API REAP_NODISCARD int reap_chan_create_at(reap_scope *s, size_t cap,
 						const reap_site *site)
 	REAP_NONNULL(3, 4);
 /* Send item. REAP_ECLOSED once the channel was closed (the item was not
- * taken). Outside a task: succeeds only without waiting, else -EAGAIN. */
+ * taken). Outside a task: succeeds only without waiting, else -EAGAIN.
+ * Ownership: item passes to the receiver when taken. Thread safety: the
+ * loop's thread. */
 #define reap_chan_send(ch, item, deadline) \
 	reap_chan_send_at((ch), (item), (deadline), REAP_SITE)
 REAP_API int reap_chan_send_at(reap_chan *ch, void *item, uint64_t deadline_ns,
 			       const reap_site *site) REAP_NONNULL(1, 4);
 /* Receive into *item. REAP_ECLOSED once the channel is closed and empty.
- * Outside a task: succeeds only without waiting, else -EAGAIN. */
+ * Outside a task: succeeds only without waiting, else -EAGAIN.
+ * Ownership: *item is the receiver's. Thread safety: the loop's thread. */
 #define reap_chan_recv(ch, item, deadline) \
 	reap_chan_recv_at((ch), (item), (deadline), REAP_SITE)
 REAP_API int reap_chan_recv_at(reap_chan *ch, void **item, uint64_t deadline_ns,
 			       const reap_site *site) REAP_NONNULL(1, 2, 4);
 /* Close for sending: waiting senders get REAP_ECLOSED, receivers drain
- * what is buffered, then get REAP_ECLOSED. Idempotent. */
+ * what is buffered, then get REAP_ECLOSED. Idempotent. The channel stays
+ * allocated until its owner closes. Ownership: borrows ch. Thread
+ * safety: the loop's thread. */
 REAP_API void reap_chan_close(reap_chan *ch) REAP_NONNULL(1);
-/* Items buffered now. */
+/* Items buffered now. Ownership: borrows ch. Thread safety: the loop's
+ * thread. */
 REAP_API size_t reap_chan_len(const reap_chan *ch) REAP_NONNULL(1);
 
 /* An event (asyncio.Event): set wakes every waiter; waits on a set event
  * return at once until it is cleared. Errors, ownership, thread safety as
- * channels; outside a task, a wait that would block returns -EAGAIN. */
+ * channels; outside a task, a wait that would block returns -EAGAIN.
+ * set, clear, is_set: Ownership: borrow e. Thread safety: the loop's
+ * thread. */
 #define reap_event_create(s, out) reap_event_create_at((s), (out), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_event_create_at(reap_scope *s,
 						 reap_event **out,
@@ -438,7 +453,8 @@ REAP_API int reap_event_wait_at(reap_event *e, uint64_t deadline_ns,
 
 /* A counting semaphore with n initial permits; waiters are served first
  * come, first served. Errors, ownership, thread safety as channels;
- * outside a task, an acquire that would block returns -EAGAIN. */
+ * outside a task, an acquire that would block returns -EAGAIN. release:
+ * Ownership: borrows sem. Thread safety: the loop's thread. */
 #define reap_sem_create(s, n, out) reap_sem_create_at((s), (n), (out), REAP_SITE)
 REAP_API REAP_NODISCARD int reap_sem_create_at(reap_scope *s, unsigned n,
 					       reap_sem **out,
@@ -466,7 +482,9 @@ typedef struct reap_task_info {
 	reap_task_state state;
 	const reap_site *site;      /* where it was spawned */
 	const reap_site *wait_site; /* where it waits (state WAITING) */
-	const char *wait_what;      /* "sleep", "fd", "chan", ... (static) */
+	const char *wait_what;      /* "sleep", "fd (read)", "channel receive",
+				     * "event wait", "semaphore", "join",
+				     * "group close", "to_thread", ... (static) */
 	uint64_t age_ns;            /* since it was spawned */
 	size_t resources;           /* live entries of its scope */
 	size_t stack_size;          /* usable bytes */
@@ -479,17 +497,20 @@ typedef struct reap_task_info {
 /*
  * Fill out[0, cap) with the live tasks of the loop (oldest first) and
  * return how many there are (may exceed cap). The stack high-water mark
- * is the lowest word that is no longer zero, as the stack was mapped. Ownership: out is the caller's. Thread safety: the
+ * is the lowest word that is no longer zero, as the stack was mapped.
+ * Ownership: out is the caller's. Thread safety: the
  * loop's thread.
  */
 REAP_API size_t reap_loop_tasks(reap_loop *loop, reap_task_info *out,
 				size_t cap) REAP_NONNULL(1);
 
 /* Print the live tasks, what each waits on and what its scope holds,
- * the format of the pending-task report. Returns how many. */
+ * the format of the pending-task report. Returns how many. Ownership:
+ * borrows loop and f. Thread safety: the loop's thread. */
 REAP_API size_t reap_loop_report(reap_loop *loop, FILE *f) REAP_NONNULL(1, 2);
 
-/* Statistics of a loop since its creation. */
+/* Statistics of a loop since its creation. Ownership: st is the
+ * caller's. Thread safety: the loop's thread. */
 typedef struct reap_loop_stats {
 	uint64_t spawned, ended, failed, cancelled; /* tasks */
 	uint64_t switches;        /* context switches into tasks */
