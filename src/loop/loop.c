@@ -2,11 +2,17 @@
  * The event loop: loops, tasks, task groups, cancellation, shields and
  * deadline regions, and the pending-task report.
  *
- * One loop per thread. The scheduler runs on the thread's own stack
- * (loop->sched) and every task on a stack of its own; a task always
- * switches back to the scheduler, never to another task, so there is one
- * place that swaps the per-task thread state (current scope, stack of
- * closing scopes, errno) and one place that notices a task has ended.
+ * One loop per thread. The scheduler (turn()) runs on the thread's own
+ * stack (loop->sched) and every task on a stack of its own. A turn runs
+ * the tasks ready when it began and up to TURN_EXTRA more; within that
+ * budget a task that suspends or ends hands the thread straight to the
+ * next ready task (switch_away(), the end of task_main()), one switch
+ * instead of two through the scheduler. Every hand-over goes through
+ * leave() and enter(), which swap the per-task thread state (current
+ * scope, stack of closing scopes, errno). A task that ended cannot give
+ * its own stack back while it runs on it: it leaves itself in
+ * loop->zombie, and whatever context runs next buries it first thing
+ * (bury(): after each switch returns, and at the start of a new task).
  *
  * A wait. The waiting task links itself where its waker will find it
  * (a channel's queue, the fd table, a join), then park()s: park() checks
@@ -27,10 +33,10 @@
  * the end; the loop's cleanup limit is a region begun inside that shield.
  *
  * Ends. A task's function returns into task_main(), which closes the
- * task's scope in the task (cleanups may suspend), records the outcome
- * and returns; the context then switches back to the scheduler, which
- * gives the stack back and wakes the joiner, or reaps a detached task
- * into its group. A group's close waits until none of its tasks is
+ * task's scope in the task (cleanups may suspend), records the outcome,
+ * wakes the joiner or the group's closer (task_done()) and hands the
+ * thread on; the next context buries it, freeing a detached task that
+ * did not fail. A group's close waits until none of its tasks is
  * alive, reaps the ones nobody joined and closes its scope.
  */
 #define _GNU_SOURCE
@@ -142,7 +148,8 @@ void reap__wake(reap_task *t, int rc)
 	rq_push(loop, t);
 }
 
-static void task_ended(reap_loop *loop, reap_task *t);
+static void task_done(reap_loop *loop, reap_task *t);
+static void bury(reap_loop *loop);
 
 /* Steps a turn may run beyond the tasks that were ready when it began. */
 #define TURN_EXTRA 64
@@ -153,7 +160,7 @@ static inline void enter(reap_loop *loop, struct reap__tstate *ts, reap_task *t)
 {
 	ts->current = t->cur;
 	ts->closing = t->closing;
-	errno = t->err_no;
+	*loop->errp = t->err_no;
 	ts->task = t;
 	loop->cur = t;
 	t->state = T_RUNNING;
@@ -174,7 +181,7 @@ static inline void leave(struct reap__tstate *ts, reap_task *t)
 {
 	t->cur = ts->current;
 	t->closing = ts->closing;
-	t->err_no = errno;
+	t->err_no = *t->loop->errp;
 }
 
 /*
@@ -186,7 +193,7 @@ static void resume(reap_loop *loop, reap_task *t)
 {
 	struct reap__tstate *ts = loop->ts;
 	reap_scope *cur = ts->current, *closing = ts->closing;
-	int saved = errno;
+	int saved = *loop->errp;
 
 	enter(loop, ts, t);
 	reap__ctx_switch(&loop->sched, &t->ctx);
@@ -198,9 +205,8 @@ static void resume(reap_loop *loop, reap_task *t)
 	loop->cur = NULL;
 	ts->current = cur;
 	ts->closing = closing;
-	errno = saved;
-	if (reap__ctx_finished(&t->ctx))
-		task_ended(loop, t);
+	*loop->errp = saved;
+	bury(loop);
 }
 
 /*
@@ -226,9 +232,11 @@ static void switch_away(reap_loop *loop, reap_task *t)
 		leave(ts, t);
 		enter(loop, ts, n);
 		reap__ctx_switch(&t->ctx, &n->ctx);
-		return; /* whoever resumed us entered us */
+		bury(loop); /* whoever resumed us entered us */
+		return;
 	}
 	reap__ctx_switch(&t->ctx, &loop->sched);
+	bury(loop);
 }
 
 /* Hand the finished offloads back to their tasks. */
@@ -572,6 +580,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 	loop->magic = LOOP_MAGIC;
 	loop->ts = ts;
 	loop->thread = pthread_self();
+	loop->errp = &errno; /* this thread's, for good */
 	loop->ostid = ts->ostid;
 	loop->owner = s;
 	loop->site = site;
@@ -934,15 +943,7 @@ static void group_reap(reap_group *g, int only_detached)
 
 static void group_unlink(reap_group *g, reap_task *t)
 {
-	if (t->gprev)
-		t->gprev->gnext = t->gnext;
-	else
-		g->head = t->gnext;
-	if (t->gnext)
-		t->gnext->gprev = t->gprev;
-	else
-		g->tail = t->gprev;
-	t->gprev = t->gnext = NULL;
+	DLIST_UNLINK(g->head, g->tail, t, gprev, gnext);
 }
 
 /* Wait until no task of g is alive: in a task, parked (a cancellation
@@ -1082,9 +1083,12 @@ static int group_exit(void *arg, const reap_error *inflight)
 static void task_main(void *arg)
 {
 	reap_task *t = arg;
+	reap_loop *loop = t->loop;
 	reap_error *chain = NULL;
+	reap_task *n;
 	int rc;
 
+	bury(t->loop); /* the task that ended just before this one started */
 	rc = t->fn(t->arg, &t->result);
 	if (rc < 0) {
 		struct reap__raise *r = reap__raise_take(rc);
@@ -1113,9 +1117,20 @@ static void task_main(void *arg)
 		}
 	}
 	t->rc = rc;
-	/* The end goes to the scheduler, which gives the stack back, never
-	 * to the task that last handed the thread to this one. */
-	t->ctx.resumer = &t->loop->sched;
+	task_done(loop, t);
+	/* The end goes straight to the next ready task while the turn's
+	 * budget lasts, else to the scheduler; never back to whoever last
+	 * handed the thread to this one. Whichever runs next gives this
+	 * stack back first thing (bury()). */
+	loop->zombie = t;
+	if (loop->budget > 0 && (n = rq_pop(loop)) != NULL) {
+		loop->budget--;
+		leave(loop->ts, t);
+		enter(loop, loop->ts, n);
+		t->ctx.resumer = &n->ctx;
+	} else {
+		t->ctx.resumer = &loop->sched;
+	}
 }
 
 /* Make the running task's scope, on first use (reap__current()). */
@@ -1138,24 +1153,16 @@ static reap_scope *task_scope(struct reap__tstate *ts)
 
 static void task_unlink_all(reap_loop *loop, reap_task *t)
 {
-	if (t->aprev)
-		t->aprev->anext = t->anext;
-	else
-		loop->ahead = t->anext;
-	if (t->anext)
-		t->anext->aprev = t->aprev;
-	else
-		loop->atail = t->aprev;
-	t->aprev = t->anext = NULL;
+	DLIST_UNLINK(loop->ahead, loop->atail, t, aprev, anext);
 }
 
 /* Scheduler side of a task's end (its context finished). */
-static void task_ended(reap_loop *loop, reap_task *t)
+/* A task's end, on its own stack still: everything but giving that
+ * stack back (bury()). */
+static void task_done(reap_loop *loop, reap_task *t)
 {
 	reap_group *g = t->group;
 
-	reap__ctx_destroy(&t->ctx);
-	reap__stack_release(&t->stack);
 	t->state = T_DONE;
 	task_unlink_all(loop, t);
 	loop->live--;
@@ -1171,12 +1178,26 @@ static void task_ended(reap_loop *loop, reap_task *t)
 	}
 	if (t->joiner != NULL)
 		reap__wake(t->joiner, 0);
-	if (t->detached && t->fail_seq == 0) {
-		group_unlink(g, t);
-		task_free(t);
-	} /* a detached failure waits for the group's close (group_reap) */
 	if (g->live == 0 && g->closer != NULL)
 		reap__wake(g->closer, 0);
+}
+
+/* First thing after a switch: the task that ended and switched here
+ * gives its stack and context back, and is freed if detached and it did
+ * not fail (a detached failure waits for its group, group_reap()). */
+static void bury(reap_loop *loop)
+{
+	reap_task *t = loop->zombie;
+
+	if (likely(t == NULL))
+		return;
+	loop->zombie = NULL;
+	reap__ctx_destroy(&t->ctx);
+	reap__stack_release(&t->stack);
+	if (t->detached && t->fail_seq == 0) {
+		group_unlink(t->group, t);
+		task_free(t);
+	}
 }
 
 static void task_free(reap_task *t)
@@ -1254,21 +1275,9 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	t->dl = NULL;
 	reap__ctx_make(&t->ctx, &t->stack, task_main, t);
 	/* Link: the group's list, the loop's list, the ready queue. */
-	t->gnext = NULL;
-	t->gprev = g->tail;
-	if (g->tail)
-		g->tail->gnext = t;
-	else
-		g->head = t;
-	g->tail = t;
+	DLIST_APPEND(g->head, g->tail, t, gprev, gnext);
 	g->live++;
-	t->anext = NULL;
-	t->aprev = loop->atail;
-	if (loop->atail)
-		loop->atail->anext = t;
-	else
-		loop->ahead = t;
-	loop->atail = t;
+	DLIST_APPEND(loop->ahead, loop->atail, t, aprev, anext);
 	loop->live++;
 	loop->stats.spawned++;
 	rq_push(loop, t);

@@ -108,6 +108,7 @@ struct reap_loop {
 	int draining;      /* cancelling what was left */
 	atomic_int stop;   /* reap_loop_stop() */
 	struct reap__tstate *ts;
+	int *errp;         /* the loop thread's errno */
 	pthread_t thread;
 	reap_scope *owner;
 	reap_scope *scope; /* internal: root group, workers */
@@ -119,6 +120,7 @@ struct reap_loop {
 	struct reap__timers timers;
 	struct reap__ctx sched;
 	reap_task *cur;
+	reap_task *zombie; /* ended, its stack not yet given back: bury() */
 	reap_task *rhead, *rtail; /* ready queue */
 	unsigned nready;
 	unsigned budget;   /* tasks this turn may still run */
@@ -173,27 +175,38 @@ static inline reap_task *reap__task_cur(void)
 	return ts != NULL ? ts->task : NULL;
 }
 
+/* Intrusive doubly linked lists, kept as a (head, tail) pair: append x
+ * at the tail, or unlink it, through its link fields p and n. */
+#define DLIST_APPEND(head, tail, x, p, n)     \
+	do {                                  \
+		(x)->n = NULL;                \
+		(x)->p = (tail);              \
+		if ((tail) != NULL)           \
+			(tail)->n = (x);      \
+		else                          \
+			(head) = (x);         \
+		(tail) = (x);                 \
+	} while (0)
+#define DLIST_UNLINK(head, tail, x, p, n)     \
+	do {                                  \
+		if ((x)->p != NULL)           \
+			(x)->p->n = (x)->n;   \
+		else                          \
+			(head) = (x)->n;      \
+		if ((x)->n != NULL)           \
+			(x)->n->p = (x)->p;   \
+		else                          \
+			(tail) = (x)->p;      \
+		(x)->p = (x)->n = NULL;       \
+	} while (0)
+
 static inline void reap__waitq_push(struct reap__waitq *q, struct reap__waiter *w)
 {
-	w->next = NULL;
-	w->prev = q->tail;
-	if (q->tail)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
+	DLIST_APPEND(q->head, q->tail, w, prev, next);
 }
 static inline void reap__waitq_del(struct reap__waitq *q, struct reap__waiter *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		q->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		q->tail = w->prev;
-	w->prev = w->next = NULL;
+	DLIST_UNLINK(q->head, q->tail, w, prev, next);
 }
 
 /* offload.c */
