@@ -329,12 +329,16 @@ static void turn(reap_loop *loop, int block)
 	loop->budget = 0;
 	take_offloads(loop);
 	if (block && loop->nready == 0 && !atomic_load(&loop->stop) &&
-	    loop->live > 0 && can_progress(loop)) {
-		if (reap__timers_count(&loop->timers) == 0) {
+	    loop->live > 0 &&
+	    (can_progress(loop) || loop->block_until != REAP_FOREVER)) {
+		uint64_t next = reap__timers_count(&loop->timers) > 0
+			? reap__timer_next(&loop->timers) : REAP_FOREVER;
+
+		if (loop->block_until < next)
+			next = loop->block_until;
+		if (next == REAP_FOREVER) {
 			timeout = REAP__POLL_FOREVER;
 		} else {
-			uint64_t next = reap__timer_next(&loop->timers);
-
 			now = reap_now_ns();
 			timeout = next > now ? next - now : 0;
 		}
@@ -589,6 +593,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 	atomic_init(&loop->done, NULL);
 	atomic_init(&loop->spinning, 0);
 	loop->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_MAX : 0;
+	loop->block_until = REAP_FOREVER;
 	reap__timers_init(&loop->timers);
 	if ((rc = reap__poll_open(&loop->poll)) < 0)
 		goto fail_free;
@@ -1322,13 +1327,17 @@ int reap_task_join_until_at(reap_task *t, void **result, uint64_t deadline_ns,
 		while (t->state != T_DONE) {
 			if (deadline_ns != REAP_FOREVER && reap_now_ns() >= deadline_ns) {
 				loop->running = was;
+				loop->block_until = REAP_FOREVER;
 				return -ETIMEDOUT;
 			}
+			loop->block_until = deadline_ns; /* turn() blocks no longer */
 			turn(loop, 1);
-			if (t->state != T_DONE && !can_progress(loop))
+			if (t->state != T_DONE && !can_progress(loop) &&
+			    deadline_ns == REAP_FOREVER)
 				drain(loop, "a join outside any task waits for a "
 					    "task that nothing can wake");
 		}
+		loop->block_until = REAP_FOREVER;
 		loop->running = was;
 	} else {
 		while (t->state != T_DONE) {

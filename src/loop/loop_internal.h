@@ -131,6 +131,7 @@ struct reap_loop {
 
 	unsigned skipped;  /* turns without a poll while tasks were ready */
 	uint32_t now_ms;   /* reap__now_ms() at the start of the turn */
+	uint64_t block_until; /* turn() blocks no later (a join's deadline) */
 	reap_task **fdw;   /* the task waiting on each fd */
 	int nfdw;
 	unsigned fd_waits;

@@ -2420,3 +2420,31 @@ TEST(loop_suspension_points_outside_tasks_block)
 	close(p[0]);
 	close(p[1]);
 }
+
+/* ------------------------------------------------------------------ */
+/* A join outside any task, with a deadline                            */
+
+static int sleeps_forever(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return reap_sleep(REAP_FOREVER);
+}
+
+TEST(loop_join_outside_task_deadline_times_out_and_stays_joinable)
+{
+	reap_task *t;
+	uint64_t t0;
+
+	open_loop(NULL);
+	ASSERT_OK(reap_task_spawn(NULL, sleeps_forever, NULL, &t));
+	t0 = reap_now_ns();
+	/* Nothing but the deadline can end this wait: it must neither
+	 * drain the task nor overshoot by much. */
+	ASSERT_EQ_INT(reap_task_join_until(t, NULL, t0 + 50 * MS), -ETIMEDOUT);
+	ASSERT_TRUE(reap_now_ns() - t0 >= 50 * MS);
+	ASSERT_TRUE(reap_now_ns() - t0 < 2000 * MS);
+	reap_task_cancel(t);
+	ASSERT_EQ_INT(reap_task_join(t, NULL), -ECANCELED);
+	close_loop();
+}
