@@ -116,7 +116,6 @@ static void rq_push(reap_loop *loop, reap_task *t)
 		loop->rhead = t;
 	loop->rtail = t;
 	loop->nready++;
-	t->in_ready = 1;
 }
 
 static reap_task *rq_pop(reap_loop *loop)
@@ -129,7 +128,6 @@ static reap_task *rq_pop(reap_loop *loop)
 	if (loop->rhead == NULL)
 		loop->rtail = NULL;
 	loop->nready--;
-	t->in_ready = 0;
 	return t;
 }
 
@@ -401,7 +399,7 @@ static int interrupted(reap_task *t)
 static void report_stuck_cleanup(reap_task *t);
 
 int reap__park(reap_task *t, uint64_t deadline, const char *what,
-	       const reap_site *site, const void *obj)
+	       const reap_site *site)
 {
 	reap_loop *loop = t->loop;
 	uint64_t at = deadline;
@@ -421,7 +419,6 @@ int reap__park(reap_task *t, uint64_t deadline, const char *what,
 	}
 	t->wait_what = what;
 	t->wait_site = site;
-	t->wait_obj = obj;
 	t->state = T_WAITING;
 	switch_away(loop, t);
 	rc = t->wake_rc;
@@ -437,7 +434,6 @@ int reap__park(reap_task *t, uint64_t deadline, const char *what,
 		}
 	}
 	t->wait_what = NULL;
-	t->wait_obj = NULL;
 	return rc;
 }
 
@@ -977,7 +973,7 @@ static void group_wait(reap_group *g)
 		int rc;
 
 		g->closer = self;
-		rc = reap__park(self, REAP_FOREVER, "group close", g->site, g);
+		rc = reap__park(self, REAP_FOREVER, "group close", g->site);
 		g->closer = NULL;
 		if (rc < 0) {
 			reap_group_cancel(g);
@@ -985,7 +981,7 @@ static void group_wait(reap_group *g)
 			while (g->live > 0) {
 				g->closer = self;
 				(void)reap__park(self, REAP_FOREVER, "group close",
-						 g->site, g);
+						 g->site);
 				g->closer = NULL;
 			}
 			self->shield--;
@@ -1177,7 +1173,6 @@ static void task_done(reap_loop *loop, reap_task *t)
 		loop->stats.failed++;
 		t->fail_seq = ++g->nfail;
 		if (!g->is_root && !g->cancelled) {
-			g->failed = 1;
 			reap_group_cancel(g);
 		}
 	}
@@ -1253,7 +1248,6 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	t->state = T_READY;
 	t->detached = out == NULL;
 	t->cancelled = 0;
-	t->in_ready = 0;
 	t->loop = loop;
 	t->group = g;
 	t->scope = t->cur = t->closing = NULL;
@@ -1271,7 +1265,6 @@ int reap_task_spawn_at(reap_group *g, const reap_task_opts *opts,
 	t->rnext = NULL;
 	t->wait_what = NULL;
 	t->wait_site = NULL;
-	t->wait_obj = NULL;
 	t->wait_fd = -1;
 	t->wake_rc = 0;
 	t->timer = 0;
@@ -1342,7 +1335,7 @@ int reap_task_join_until_at(reap_task *t, void **result, uint64_t deadline_ns,
 	} else {
 		while (t->state != T_DONE) {
 			t->joiner = self;
-			rc = reap__park(self, deadline_ns, "join", site, t);
+			rc = reap__park(self, deadline_ns, "join", site);
 			t->joiner = NULL;
 			if (rc == W_OWN)
 				return -ETIMEDOUT;
@@ -1373,7 +1366,7 @@ int reap_sleep_at(uint64_t ns, const reap_site *site)
 		return reap_yield_at(site); /* as asyncio.sleep(0): no timer */
 	at = reap_now_ns();
 	at = ns >= REAP_FOREVER - at ? REAP_FOREVER : at + ns;
-	rc = reap__park(t, at, "sleep", site, NULL);
+	rc = reap__park(t, at, "sleep", site);
 	return rc == W_OWN ? 0 : rc;
 }
 
@@ -1458,7 +1451,7 @@ int reap_wait_fd_at(int fd, unsigned events, uint64_t deadline_ns,
 	t->wait_fd = fd;
 	loop->fd_waits++;
 	rc = reap__park(t, deadline_ns, events & REAP_WRITE ? "fd (write)" : "fd (read)",
-			site, NULL);
+			site);
 	loop->fd_waits--;
 	loop->fdw[fd] = NULL;
 	t->wait_fd = -1;

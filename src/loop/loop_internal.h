@@ -44,7 +44,6 @@ struct reap_task {
 	uint8_t state;     /* T_* */
 	uint8_t detached;  /* no handle: reaped when it ends */
 	uint8_t cancelled; /* sticky */
-	uint8_t in_ready;
 	reap_loop *loop;
 	reap_group *group;
 	reap_scope *scope;            /* its own, under the group's, made on first use */
@@ -66,7 +65,6 @@ struct reap_task {
 	/* waiting */
 	const char *wait_what;
 	const reap_site *wait_site;
-	const void *wait_obj;
 	int wait_fd;
 	int wake_rc;
 	reap__timer_id timer;
@@ -86,7 +84,7 @@ struct reap_task {
 
 struct reap_group {
 	uint32_t magic;
-	uint8_t closing, cancelled, is_root, failed;
+	uint8_t closing, cancelled, is_root;
 	reap_loop *loop;
 	reap_scope *scope;  /* the tasks' scopes live under it */
 	reap_cleanup *h;    /* our entry in the owner */
@@ -165,7 +163,7 @@ struct reap_loop {
 /* loop.c */
 const char *reap__task_name(reap_task *t);
 int reap__park(reap_task *t, uint64_t deadline, const char *what,
-	       const reap_site *site, const void *obj);
+	       const reap_site *site);
 void reap__wake(reap_task *t, int rc);
 reap_loop *reap__loop_of_thread(void);
 

@@ -102,7 +102,7 @@ int reap_to_thread_at(reap_task_fn fn, void *arg, void (*drop)(void *result),
 		return rc;
 	loop->offloads++;
 	loop->stats.offloaded++;
-	rc = reap__park(t, REAP_FOREVER, "to_thread", site, &o);
+	rc = reap__park(t, REAP_FOREVER, "to_thread", site);
 	if (!o.done) {
 		/* Cancelled, or a region fired: tell the worker, then wait
 		 * for it, shielded, unless the job never started. */
@@ -112,7 +112,7 @@ int reap_to_thread_at(reap_task_fn fn, void *arg, void (*drop)(void *result),
 			t->shield++;
 			while (!o.done)
 				(void)reap__park(t, REAP_FOREVER, "to_thread (cancelled)",
-						 site, &o);
+						 site);
 			t->shield--;
 			if (drop != NULL && o.result != NULL)
 				drop(o.result);

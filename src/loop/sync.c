@@ -69,9 +69,9 @@ static int live_waiter(const struct reap__waitq *q)
 	return 0;
 }
 
-static void serve(struct reap__waiter *w, int how)
+static void serve(struct reap__waiter *w)
 {
-	w->done = how;
+	w->done = 1;
 	reap__wake(w->task, 0);
 }
 
@@ -108,15 +108,14 @@ static reap_task *task_for(reap_loop *loop, const char *what, int *rc)
 
 /* Park t as w in q; returns the wait's outcome. */
 static int wait_in(struct reap__waitq *q, struct reap__waiter *w, reap_task *t,
-		   uint64_t deadline, const char *what, const reap_site *site,
-		   const void *obj)
+		   uint64_t deadline, const char *what, const reap_site *site)
 {
 	int rc;
 
 	w->task = t;
 	w->done = 0;
 	reap__waitq_push(q, w);
-	rc = reap__park(t, deadline, what, site, obj);
+	rc = reap__park(t, deadline, what, site);
 	if (w->done == 1)
 		return 0; /* served: what it was given is kept */
 	if (w->done == -1)
@@ -204,7 +203,7 @@ int reap_chan_send_at(reap_chan *ch, void *item, uint64_t deadline_ns,
 		return REAP_ECLOSED;
 	if ((r = take_waiter(&ch->receivers)) != NULL) {
 		r->item = item;
-		serve(r, 1);
+		serve(r);
 		return 0;
 	}
 	if (ch->len < ch->cap) {
@@ -215,7 +214,7 @@ int reap_chan_send_at(reap_chan *ch, void *item, uint64_t deadline_ns,
 	if (t == NULL)
 		return -EAGAIN;
 	w.item = item;
-	return wait_in(&ch->senders, &w, t, deadline_ns, "channel send", site, ch);
+	return wait_in(&ch->senders, &w, t, deadline_ns, "channel send", site);
 }
 
 int reap_chan_recv_at(reap_chan *ch, void **item, uint64_t deadline_ns,
@@ -238,20 +237,20 @@ int reap_chan_recv_at(reap_chan *ch, void **item, uint64_t deadline_ns,
 		if ((s = take_waiter(&ch->senders)) != NULL) {
 			ch->buf[(ch->head + ch->len) % ch->cap] = s->item;
 			ch->len++;
-			serve(s, 1);
+			serve(s);
 		}
 		return 0;
 	}
 	if ((s = take_waiter(&ch->senders)) != NULL) {
 		*item = s->item;
-		serve(s, 1);
+		serve(s);
 		return 0;
 	}
 	if (ch->closed)
 		return REAP_ECLOSED;
 	if (t == NULL)
 		return -EAGAIN;
-	rc = wait_in(&ch->receivers, &w, t, deadline_ns, "channel receive", site, ch);
+	rc = wait_in(&ch->receivers, &w, t, deadline_ns, "channel receive", site);
 	if (rc == 0)
 		*item = w.item;
 	return rc;
@@ -318,7 +317,7 @@ void reap_event_set(reap_event *e)
 	check_event(e, "reap_event_set");
 	e->set = 1;
 	while ((w = take_waiter(&e->waiters)) != NULL)
-		serve(w, 1);
+		serve(w);
 }
 
 void reap_event_clear(reap_event *e)
@@ -349,7 +348,7 @@ int reap_event_wait_at(reap_event *e, uint64_t deadline_ns, const reap_site *sit
 		return 0;
 	if (t == NULL)
 		return -EAGAIN;
-	return wait_in(&e->waiters, &w, t, deadline_ns, "event wait", site, e);
+	return wait_in(&e->waiters, &w, t, deadline_ns, "event wait", site);
 }
 
 /* ------------------------------------------------------------------ */
@@ -410,7 +409,7 @@ int reap_sem_acquire_at(reap_sem *s, uint64_t deadline_ns, const reap_site *site
 	}
 	if (t == NULL)
 		return -EAGAIN;
-	return wait_in(&s->waiters, &w, t, deadline_ns, "semaphore", site, s);
+	return wait_in(&s->waiters, &w, t, deadline_ns, "semaphore", site);
 }
 
 void reap_sem_release(reap_sem *s)
@@ -419,7 +418,7 @@ void reap_sem_release(reap_sem *s)
 
 	check_sem(s, "reap_sem_release");
 	if ((w = take_waiter(&s->waiters)) != NULL)
-		serve(w, 1); /* the permit goes to it directly */
+		serve(w); /* the permit goes to it directly */
 	else
 		s->count++;
 }
