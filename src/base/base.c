@@ -460,6 +460,11 @@ static uint64_t mono_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t reap__mono_ns(void)
+{
+	return mono_ns(CLOCK_MONOTONIC);
+}
+
 uint64_t reap_now_ns(void)
 {
 	return clock_fn ? clock_fn(clock_ctx) : mono_ns(CLOCK_MONOTONIC);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "reap.h"
 
@@ -113,6 +114,47 @@ void reap__run_thread_exit_hooks(struct reap__tstate *ts);
 
 extern unsigned reap__debug;  /* REAP_DEBUG_* */
 void reap__init(void);        /* idempotent, run by a constructor */
+
+/* CLOCK_MONOTONIC in nanoseconds, whatever the clock hook says (what
+ * pthread waits and timeouts are measured against), and a time in that
+ * form as a struct timespec. */
+uint64_t reap__mono_ns(void);
+static inline struct timespec reap__timespec(uint64_t ns)
+{
+	struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+	return t;
+}
+
+/* Intrusive doubly linked lists through the link fields p and n of their
+ * nodes, kept as a head pointer (LIST_UNLINK) or a (head, tail) pair
+ * (DLIST_APPEND, DLIST_UNLINK, which also clears x's links). */
+#define LIST_UNLINK(head, x, p, n)            \
+	do {                                  \
+		if ((x)->p != NULL)           \
+			(x)->p->n = (x)->n;   \
+		else                          \
+			(head) = (x)->n;      \
+		if ((x)->n != NULL)           \
+			(x)->n->p = (x)->p;   \
+	} while (0)
+#define DLIST_APPEND(head, tail, x, p, n)     \
+	do {                                  \
+		(x)->n = NULL;                \
+		(x)->p = (tail);              \
+		if ((tail) != NULL)           \
+			(tail)->n = (x);      \
+		else                          \
+			(head) = (x);         \
+		(tail) = (x);                 \
+	} while (0)
+#define DLIST_UNLINK(head, tail, x, p, n)     \
+	do {                                  \
+		LIST_UNLINK(head, x, p, n);   \
+		if ((x)->n == NULL)           \
+			(tail) = (x)->p;      \
+		(x)->p = (x)->n = NULL;       \
+	} while (0)
 
 /* Milliseconds since reap started, from the clock hook; cheap (coarse
  * clock) when no hook is set. */

@@ -198,12 +198,7 @@ void reap__ledger_thread_detach(struct reap__tstate *ts)
 	reap__ledger_flush(ts); /* nothing counts on this thread after it */
 	pthread_mutex_lock(&threads_lock);
 	reap__alloc_fold(ts);
-	if (ts->prev != NULL)
-		ts->prev->next = ts->next;
-	else
-		threads = ts->next;
-	if (ts->next != NULL)
-		ts->next->prev = ts->prev;
+	LIST_UNLINK(threads, ts, prev, next);
 	pthread_mutex_unlock(&threads_lock);
 }
 
@@ -355,12 +350,7 @@ void reap__ledger_scope_del(reap_scope *s)
 	unsigned k = s->shard % NSHARDS;
 
 	pthread_mutex_lock(&shards[k].lock);
-	if (s->reg_prev != NULL)
-		s->reg_prev->reg_next = s->reg_next;
-	else
-		shards[k].head = s->reg_next;
-	if (s->reg_next != NULL)
-		s->reg_next->reg_prev = s->reg_prev;
+	LIST_UNLINK(shards[k].head, s, reg_prev, reg_next);
 	s->flags &= ~(unsigned)SF_REGISTERED;
 	pthread_mutex_unlock(&shards[k].lock);
 }

@@ -174,31 +174,6 @@ static inline reap_task *reap__task_cur(void)
 	return ts != NULL ? ts->task : NULL;
 }
 
-/* Intrusive doubly linked lists, kept as a (head, tail) pair: append x
- * at the tail, or unlink it, through its link fields p and n. */
-#define DLIST_APPEND(head, tail, x, p, n)     \
-	do {                                  \
-		(x)->n = NULL;                \
-		(x)->p = (tail);              \
-		if ((tail) != NULL)           \
-			(tail)->n = (x);      \
-		else                          \
-			(head) = (x);         \
-		(tail) = (x);                 \
-	} while (0)
-#define DLIST_UNLINK(head, tail, x, p, n)     \
-	do {                                  \
-		if ((x)->p != NULL)           \
-			(x)->p->n = (x)->n;   \
-		else                          \
-			(head) = (x)->n;      \
-		if ((x)->n != NULL)           \
-			(x)->n->p = (x)->p;   \
-		else                          \
-			(tail) = (x)->p;      \
-		(x)->p = (x)->n = NULL;       \
-	} while (0)
-
 static inline void reap__waitq_push(struct reap__waitq *q, struct reap__waiter *w)
 {
 	DLIST_APPEND(q->head, q->tail, w, prev, next);

@@ -279,13 +279,8 @@ static inline void lru_unlink(struct cshard *sh, struct centry *e)
 {
 	if (sh->cursor == e)
 		sh->cursor = e->prev;
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		sh->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
+	LIST_UNLINK(sh->head, e, prev, next);
+	if (e->next == NULL)
 		sh->tail = e->prev;
 }
 

@@ -152,12 +152,7 @@ static void reg_del(struct reap__oreg *r, unsigned type_id)
 		return;
 	sh = &shards[r->shard];
 	spin_lock(&sh->lock);
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		sh->head = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
+	LIST_UNLINK(sh->head, r, prev, next);
 	spin_unlock(&sh->lock);
 	r->on = 0;
 	ts = reap__ts();

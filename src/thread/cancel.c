@@ -183,21 +183,6 @@ bool reap_cancel_requested(const reap_cancel *c)
 /* ------------------------------------------------------------------ */
 /* Waits                                                                */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static struct timespec to_ts(uint64_t ns)
-{
-	struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-
-	return t;
-}
-
 /* Nanoseconds left until deadline (on reap's clock); UINT64_MAX for none. */
 static uint64_t remaining(uint64_t deadline)
 {
@@ -216,7 +201,7 @@ static int is_cancelled(const reap_cancel *c)
 
 int reap_cancel_sleep(reap_cancel *c, uint64_t ns)
 {
-	uint64_t now = mono_ns(), end = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+	uint64_t now = reap__mono_ns(), end = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
 	int rc = 0;
 
 	if (c == NULL)
@@ -224,7 +209,7 @@ int reap_cancel_sleep(reap_cancel *c, uint64_t ns)
 	if (is_cancelled(c))
 		return -ECANCELED;
 	if (c == NULL) {
-		struct timespec t = to_ts(end);
+		struct timespec t = reap__timespec(end);
 
 		if (end == UINT64_MAX)
 			for (;;)
@@ -242,9 +227,9 @@ int reap_cancel_sleep(reap_cancel *c, uint64_t ns)
 		if (end == UINT64_MAX) {
 			pthread_cond_wait(&c->cv, &c->lock);
 		} else {
-			struct timespec t = to_ts(end);
+			struct timespec t = reap__timespec(end);
 
-			if (mono_ns() >= end ||
+			if (reap__mono_ns() >= end ||
 			    pthread_cond_timedwait(&c->cv, &c->lock, &t) == ETIMEDOUT) {
 				rc = atomic_load_explicit(&c->requested,
 							  memory_order_relaxed)
@@ -293,7 +278,7 @@ int reap_cancel_cond_wait(reap_cancel *c, pthread_cond_t *cv,
 		if (slice == UINT64_MAX) {
 			r = pthread_cond_wait(cv, m);
 		} else {
-			t = to_ts(mono_ns() + slice);
+			t = reap__timespec(reap__mono_ns() + slice);
 			r = pthread_cond_clockwait(cv, m, CLOCK_MONOTONIC, &t);
 		}
 		if (r != ETIMEDOUT) {
@@ -344,7 +329,7 @@ int reap_cancel_wait_fd(reap_cancel *c, int fd, short events,
 	}
 	for (;;) {
 		uint64_t left = remaining(deadline_ns);
-		struct timespec t = to_ts(left);
+		struct timespec t = reap__timespec(left);
 		int r = ppoll(p, n, left == UINT64_MAX ? NULL : &t, NULL);
 
 		if (r < 0) {

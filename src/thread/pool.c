@@ -226,12 +226,7 @@ static void reg_add(reap_pool *p)
 static void reg_del(reap_pool *p)
 {
 	pthread_mutex_lock(&reg_lock);
-	if (p->reg_prev != NULL)
-		p->reg_prev->reg_next = p->reg_next;
-	else
-		reg_head = p->reg_next;
-	if (p->reg_next != NULL)
-		p->reg_next->reg_prev = p->reg_prev;
+	LIST_UNLINK(reg_head, p, reg_prev, reg_next);
 	pthread_mutex_unlock(&reg_lock);
 }
 

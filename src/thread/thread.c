@@ -61,21 +61,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cv; /* a record turned done; CLOCK_MONOTONIC */
 static reap_thread *reg_head;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static struct timespec to_ts(uint64_t ns)
-{
-	struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-
-	return t;
-}
-
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
 	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
@@ -118,12 +103,7 @@ static void reg_add(reap_thread *t)
 
 static void reg_del_locked(reap_thread *t)
 {
-	if (t->prev != NULL)
-		t->prev->next = t->next;
-	else
-		reg_head = t->next;
-	if (t->next != NULL)
-		t->next->prev = t->prev;
+	LIST_UNLINK(reg_head, t, prev, next);
 	t->prev = t->next = NULL;
 }
 
@@ -422,7 +402,7 @@ void reap_thread_exit_at(void *result, int code, const reap_site *site)
  * wait; UINT64_MAX: no deadline); true if done. */
 static int wait_done(reap_thread *t, uint64_t deadline)
 {
-	struct timespec ts = to_ts(deadline);
+	struct timespec ts = reap__timespec(deadline);
 	int done;
 
 	pthread_mutex_lock(&t->lock);
@@ -477,7 +457,7 @@ int reap_thread_join_until(reap_thread *t, uint64_t deadline_ns, void **result,
 		uint64_t now = reap_now_ns();
 		uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
 
-		if (!wait_done(t, left == 0 ? 0 : add_sat(mono_ns(), left)))
+		if (!wait_done(t, left == 0 ? 0 : add_sat(reap__mono_ns(), left)))
 			return -ETIMEDOUT;
 	}
 	return finish(t, result, chain);
@@ -610,7 +590,7 @@ static int thread_close(void *arg, const reap_error *inflight)
 		 * join it, so its record stays; the process is ending. */
 		return 0;
 	reap_cancel_request(t->cancel);
-	if (!wait_done(t, limit == 0 ? 0 : add_sat(mono_ns(), limit))) {
+	if (!wait_done(t, limit == 0 ? 0 : add_sat(reap__mono_ns(), limit))) {
 		int gave_up;
 
 		pthread_mutex_lock(&t->lock);
@@ -671,7 +651,7 @@ static int running_other(const reap_thread *t)
 static void exit_threads(void)
 {
 	struct reap__tstate *self = reap__ts();
-	uint64_t now = mono_ns(), until = now;
+	uint64_t now = reap__mono_ns(), until = now;
 	char *text = NULL, *tree;
 	size_t len = 0, nlate = 0;
 	FILE *m;
@@ -687,12 +667,12 @@ static void exit_threads(void)
 			until = add_sat(now, t->join_limit_ns);
 	}
 	for (;;) {
-		struct timespec ts = to_ts(until);
+		struct timespec ts = reap__timespec(until);
 		int running = 0;
 
 		for (reap_thread *t = reg_head; t != NULL && !running; t = t->next)
 			running = running_other(t);
-		if (!running || mono_ns() >= until)
+		if (!running || reap__mono_ns() >= until)
 			break;
 		pthread_cond_timedwait(&reg_cv, &reg_lock, &ts);
 	}

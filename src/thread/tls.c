@@ -432,12 +432,7 @@ void reap__tls_thread_exit(struct reap__tstate *ts)
 	if (round == REAP_TLS_DTOR_ITERATIONS)
 		report_left(ts, v);
 	pthread_mutex_lock(&tls_lock);
-	if (v->prev != NULL)
-		v->prev->next = v->next;
-	else
-		vecs = v->next;
-	if (v->next != NULL)
-		v->next->prev = v->prev;
+	LIST_UNLINK(vecs, v, prev, next);
 	ts->tls = &closed_vec;
 	pthread_mutex_unlock(&tls_lock);
 	reap__free_forgotten(v);
