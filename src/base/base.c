@@ -588,6 +588,26 @@ void reap__report_text(const char *text)
 	pthread_mutex_unlock(&report_lock);
 }
 
+FILE *reap__report_open(struct reap__rbuf *b)
+{
+	b->text = NULL;
+	b->len = 0;
+	return b->f = open_memstream(&b->text, &b->len);
+}
+
+void reap__report_send(struct reap__rbuf *b)
+{
+	fclose(b->f);
+	reap__report_text(b->text);
+	free(b->text);
+}
+
+void reap__report_drop(struct reap__rbuf *b)
+{
+	fclose(b->f);
+	free(b->text);
+}
+
 void reap__report(const char *fmt, ...)
 {
 	char buf[2048];

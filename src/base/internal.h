@@ -66,6 +66,19 @@ REAP_NORETURN void reap__misuse(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report(const char *fmt, ...) REAP_PRINTF(1, 2);
 void reap__report_text(const char *text);
 
+/* A report written piece by piece: reap__report_open() gives a stream
+ * into b (NULL when none can be made: report nothing), and
+ * reap__report_send() closes it and hands its text to the report hook;
+ * reap__report_drop() closes it and forgets the text (nothing to say). */
+struct reap__rbuf {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+FILE *reap__report_open(struct reap__rbuf *b);
+void reap__report_send(struct reap__rbuf *b);
+void reap__report_drop(struct reap__rbuf *b);
+
 /* A site as "file:line in func()" ("(unknown site)" for NULL), into buf
  * (returned) or onto f. */
 const char *reap__site_str(const reap_site *s, char *buf, size_t len);

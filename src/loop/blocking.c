@@ -68,8 +68,8 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
  * next), then where it is, if it is still the same step once sampled. */
 static void report_step(reap_loop *loop, unsigned long seq, uint64_t held_ns)
 {
-	char *text = NULL, site[256], name[24];
-	size_t len = 0;
+	char site[256], name[24];
+	struct reap__rbuf rb;
 	FILE *m;
 	int n = -1;
 
@@ -86,7 +86,7 @@ static void report_step(reap_loop *loop, unsigned long seq, uint64_t held_ns)
 	}
 	if (atomic_load(&loop->step_seq) != seq)
 		n = -2; /* the stack taken is some later step's */
-	if ((m = open_memstream(&text, &len)) == NULL)
+	if ((m = reap__report_open(&rb)) == NULL)
 		return;
 	fprintf(m, "reap: blocking: task \"%s\" (spawned at %s) has held its loop "
 		   "for %llu ms without suspending (threshold %llu ms)", name, site,
@@ -107,9 +107,7 @@ static void report_step(reap_loop *loop, unsigned long seq, uint64_t held_ns)
 	} else {
 		fprintf(m, " (its stack could not be sampled)\n");
 	}
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 }
 
 static void *watchdog(void *arg)

@@ -646,17 +646,14 @@ static size_t report_tasks(reap_loop *loop, FILE *f, const char *head);
  * a report: a loop never closes with a task alive. */
 static void drain(reap_loop *loop, const char *why)
 {
-	char *text = NULL;
-	size_t len = 0;
+	struct reap__rbuf rb;
 	FILE *m;
 
 	if (loop->live == 0)
 		return;
-	if ((m = open_memstream(&text, &len)) != NULL) {
+	if ((m = reap__report_open(&rb)) != NULL) {
 		report_tasks(loop, m, why);
-		fclose(m);
-		reap__report_text(text);
-		free(text);
+		reap__report_send(&rb);
 	}
 	loop->draining = 1;
 	for (reap_task *t = loop->ahead; t != NULL; t = t->anext)
@@ -1005,18 +1002,15 @@ static void group_finish(reap_group *g, int *first, reap_error **chain)
 
 static void report_unretrieved(const reap_error *chain, const char *what)
 {
-	char *text = NULL;
-	size_t len = 0;
+	struct reap__rbuf rb;
 	FILE *m;
 
-	if (chain == NULL || (m = open_memstream(&text, &len)) == NULL)
+	if (chain == NULL || (m = reap__report_open(&rb)) == NULL)
 		return;
 	fprintf(m, "reap: %s; %zu task failure(s) never retrieved:\n", what,
 		reap_error_count(chain));
 	reap_error_print(chain, m);
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 }
 
 int reap_group_close(reap_group *g, reap_error **chain)

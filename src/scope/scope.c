@@ -1060,9 +1060,8 @@ static int close_scope(reap_scope *s, const reap_site *site,
 
 static void report_chain(const reap_site *site, reap_error *chain)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	struct reap__rbuf rb;
+	FILE *m = reap__report_open(&rb);
 
 	if (m == NULL)
 		return;
@@ -1071,9 +1070,7 @@ static void report_chain(const reap_site *site, reap_error *chain)
 		chain && chain->where ? chain->where : "(unnamed)", site->file,
 		site->line, site->func, reap_error_count(chain));
 	reap_error_print(chain, m);
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 }
 
 int reap_scope_close_err_at(reap_scope *s, reap_error **chain,

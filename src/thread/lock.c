@@ -122,9 +122,8 @@ static const char *lname(unsigned id)
 static void report_inversion(const struct held *h, unsigned to,
 			     const reap_site *site)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	struct reap__rbuf rb;
+	FILE *m = reap__report_open(&rb);
 	unsigned path[MAX_LOCKS], n = 0;
 
 	if (m == NULL)
@@ -149,9 +148,7 @@ static void report_inversion(const struct held *h, unsigned to,
 	}
 	fprintf(m, "    two threads taking them in these orders at once can "
 		   "deadlock\n");
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 }
 
 static unsigned lock_id(reap_mutex *m)

@@ -302,9 +302,8 @@ static void print_leftover(reap_cleanup *e, void *ctx)
 
 static void report_leftovers(reap_thread *t, reap_scope *root, size_t n)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	struct reap__rbuf rb;
+	FILE *m = reap__report_open(&rb);
 
 	if (m == NULL)
 		return;
@@ -313,9 +312,7 @@ static void report_leftovers(reap_thread *t, reap_scope *root, size_t n)
 		   "them:\n", t->name, atomic_load(&t->num), t->site->file,
 		t->site->line, t->site->func, n);
 	each_live(root, print_leftover, m);
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 }
 
 /* Close what the thread's root holds and keep the error chain. */
@@ -542,9 +539,8 @@ static void print_holdings(FILE *f, reap_thread *t, const char *sub)
 static void report_abandoned(reap_thread *t)
 {
 	char *tree = ledger_tree(), *sub = subtree(tree, atomic_load(&t->num));
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	struct reap__rbuf rb;
+	FILE *m = reap__report_open(&rb);
 
 	free(tree);
 	if (m == NULL) {
@@ -564,9 +560,7 @@ static void report_abandoned(reap_thread *t)
 	pthread_mutex_lock(&reg_lock);
 	print_holdings(m, t, sub);
 	pthread_mutex_unlock(&reg_lock);
-	fclose(m);
-	reap__report_text(text);
-	free(text);
+	reap__report_send(&rb);
 	free(sub);
 }
 
@@ -616,18 +610,15 @@ static int thread_close(void *arg, const reap_error *inflight)
 	if (code == -ECANCELED && (chain == NULL || chain->cause == NULL))
 		code = 0; /* it stopped because we asked it to */
 	if (code < 0 && reap_error_count(chain) > 1) {
-		char *text = NULL;
-		size_t len = 0;
-		FILE *m = open_memstream(&text, &len);
+		struct reap__rbuf rb;
+		FILE *m = reap__report_open(&rb);
 
 		if (m != NULL) {
 			fprintf(m, "reap: thread \"%s\", joined by its owner's close, "
 				   "ended with %zu error(s):\n", name,
 				reap_error_count(chain));
 			reap_error_print(chain, m);
-			fclose(m);
-			reap__report_text(text);
-			free(text);
+			reap__report_send(&rb);
 		}
 	}
 	if (code < 0)
@@ -652,8 +643,9 @@ static void exit_threads(void)
 {
 	struct reap__tstate *self = reap__ts();
 	uint64_t now = reap__mono_ns(), until = now;
-	char *text = NULL, *tree;
-	size_t len = 0, nlate = 0;
+	struct reap__rbuf rb;
+	size_t nlate = 0;
+	char *tree;
 	FILE *m;
 
 	/* Ask every thread to stop, all at once, and give each its limit. */
@@ -681,7 +673,7 @@ static void exit_threads(void)
 	/* Report those still running, with what they hold. The ledger's
 	 * tree is taken before reg_lock (see the essay). */
 	tree = ledger_tree();
-	if ((m = open_memstream(&text, &len)) == NULL) {
+	if ((m = reap__report_open(&rb)) == NULL) {
 		free(tree);
 		return;
 	}
@@ -707,10 +699,10 @@ static void exit_threads(void)
 	pthread_mutex_unlock(&reg_lock);
 	if (reap_debug_flags() & REAP_DEBUG_LEAKS)
 		nlate += reap__tls_print_foreign(m, self);
-	fclose(m);
 	if (nlate > 0)
-		reap__report_text(text);
-	free(text);
+		reap__report_send(&rb);
+	else
+		reap__report_drop(&rb);
 	free(tree);
 }
 

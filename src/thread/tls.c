@@ -363,9 +363,8 @@ static unsigned take_batch(struct reap__tls_vec *v, uint32_t *pos,
 
 static void report_left(struct reap__tstate *ts, struct reap__tls_vec *v)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
+	struct reap__rbuf rb;
+	FILE *m = reap__report_open(&rb);
 	size_t n = 0;
 
 	if (m == NULL)
@@ -387,10 +386,10 @@ static void report_left(struct reap__tstate *ts, struct reap__tls_vec *v)
 		n++;
 	}
 	pthread_mutex_unlock(&tls_lock);
-	fclose(m);
 	if (n > 0)
-		reap__report_text(text);
-	free(text);
+		reap__report_send(&rb);
+	else
+		reap__report_drop(&rb);
 }
 
 void reap__tls_thread_exit(struct reap__tstate *ts)
