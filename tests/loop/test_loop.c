@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../runner.h"
+#include "../../src/loop/ctx.h"
 
 #define MS 1000000ull
 
@@ -41,6 +42,10 @@ static void close_loop(void)
 	T_scope = NULL;
 	T_loop = NULL;
 	ASSERT_NULL(reap_loop_current());
+	/* Every task gave its stack back: none is left mapped once this
+	 * thread's cache is emptied. */
+	reap__stack_cache_drain();
+	ASSERT_EQ_INT(reap__stack_mapped(), 0);
 }
 
 static int run_main(reap_task_fn fn, void *arg)
