@@ -152,6 +152,13 @@ static void bury(reap_loop *loop);
 /* Steps a turn may run beyond the tasks that were ready when it began. */
 #define TURN_EXTRA 64
 
+/* A new step begins, for the blocking detector (blocking.c). */
+static inline void new_step(reap_loop *loop)
+{
+	if (unlikely(loop->detect))
+		atomic_fetch_add_explicit(&loop->step_seq, 1, memory_order_relaxed);
+}
+
 /* Load t's thread state (current scope, closing scopes, errno) and make
  * it the running task. */
 static inline void enter(reap_loop *loop, struct reap__tstate *ts, reap_task *t)
@@ -169,7 +176,7 @@ static inline void enter(reap_loop *loop, struct reap__tstate *ts, reap_task *t)
 		memcpy(loop->step_name, reap__task_name(t), sizeof loop->step_name);
 		loop->step_site = t->site;
 		reap__spin_unlock(&loop->step_lock);
-		atomic_fetch_add_explicit(&loop->step_seq, 1, memory_order_relaxed);
+		new_step(loop);
 		atomic_store_explicit(&loop->in_step, 1, memory_order_release);
 	}
 }
@@ -222,9 +229,7 @@ static void switch_away(reap_loop *loop, reap_task *t)
 		loop->budget--;
 		if (n == t) { /* it yielded to itself: a new step */
 			t->state = T_RUNNING;
-			if (unlikely(loop->detect))
-				atomic_fetch_add_explicit(&loop->step_seq, 1,
-							  memory_order_relaxed);
+			new_step(loop);
 			return;
 		}
 		leave(ts, t);
@@ -1377,9 +1382,7 @@ int reap_yield_at(const reap_site *site)
 		/* Nobody else is ready: the turn goes on with this task,
 		 * in a new step as far as the detector is concerned. */
 		t->loop->budget--;
-		if (unlikely(t->loop->detect))
-			atomic_fetch_add_explicit(&t->loop->step_seq, 1,
-						  memory_order_relaxed);
+		new_step(t->loop);
 		return 0;
 	}
 	t->wait_what = "yield";
