@@ -12,5 +12,7 @@
 #include "reap/obj.h"
 #include "reap/thread.h"
 #include "reap/loop.h"
+#include "reap/proc.h"
+#include "reap/shm.h"
 
 #endif /* REAP_H */

@@ -215,6 +215,10 @@ REAP_API long reap_fault_count(void);
 /* ------------------------------------------------------------------ */
 /* Clock                                                                */
 
+/* A deadline that never comes: the waits that take an absolute deadline
+ * on reap_now_ns()'s clock wait without one. */
+#define REAP_FOREVER UINT64_MAX
+
 /* Monotonic time in nanoseconds, from the clock hook. Ownership: nothing
  * is taken or returned. Thread safety: any thread. */
 REAP_API uint64_t reap_now_ns(void);

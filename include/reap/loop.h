@@ -43,7 +43,7 @@
  *   cleanups are never cut short; the loop's cleanup limit reports a
  *   stuck one and times out its suspensions instead of hanging forever.
  * - Deadlines are absolute nanoseconds on reap_now_ns()'s clock;
- *   REAP_FOREVER (reap/thread.h) means none.
+ *   REAP_FOREVER (reap/base.h) means none.
  *
  * Outside any task (on the loop's thread before or after a run, or on
  * another thread), the suspension points that can be served without a

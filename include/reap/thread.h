@@ -87,8 +87,6 @@ REAP_API reap_cancel *reap_cancel_self(void);
  * Ownership: all arguments borrowed. Thread safety: any thread; c may be
  * waited on by several threads at once.
  */
-#define REAP_FOREVER UINT64_MAX
-
 /* Sleep for ns nanoseconds (REAP_FOREVER: until cancelled). Returns 0
  * after the full time, -ECANCELED as soon as c is cancelled. Ownership:
  * borrows c. Thread safety: any thread. */

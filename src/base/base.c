@@ -709,6 +709,7 @@ struct reap__tstate *reap__ts_slow(void)
 		r->flags = SF_ROOT | SF_STATIC;
 		r->name = "thread";
 		r->tid = ts->num;
+		r->gen = reap__fork_gen;
 		r->t_ns = reap_now_ns();
 		ts->current = r;
 	}
@@ -729,7 +730,10 @@ struct reap__tstate *reap__ts_slow(void)
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void at_exit(void)
+/* The exit sequence: the layers' exit hooks, the leak report, the close
+ * of the process root. Returns REAP_LEAK_EXIT_CODE when leaks:strict
+ * found leaks, else 0. */
+int reap__exit_sequence(void)
 {
 	struct reap__tstate *ts = reap__ts();
 	char *text = NULL;
@@ -766,10 +770,132 @@ static void at_exit(void)
 			reap__report_text(text);
 		free(text);
 	}
-	if ((dbg & REAP_DEBUG_STRICT) && leaks > 0) {
+	return (dbg & REAP_DEBUG_STRICT) && leaks > 0 ? REAP_LEAK_EXIT_CODE : 0;
+}
+
+static void at_exit(void)
+{
+	if (reap__exit_sequence() != 0) {
 		fflush(NULL);
 		_exit(REAP_LEAK_EXIT_CODE);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork                                                                 */
+
+uint32_t reap__fork_gen;
+static pid_t fork_parent, fork_pid;
+static size_t fork_inherited;
+static struct {
+	void (*prepare)(void);
+	void (*parent)(void);
+	void (*child)(struct reap__tstate *);
+} fork_hooks[12];
+static atomic_uint nfork_hooks;
+
+void reap__on_fork(void (*prepare)(void), void (*parent)(void),
+		   void (*child)(struct reap__tstate *ts))
+{
+	unsigned n;
+
+	pthread_mutex_lock(&hooks_lock);
+	n = atomic_load_explicit(&nfork_hooks, memory_order_relaxed);
+	if (n < 12) {
+		fork_hooks[n].prepare = prepare;
+		fork_hooks[n].parent = parent;
+		fork_hooks[n].child = child;
+		/* Release: a forking thread that sees the count sees the slot. */
+		atomic_store_explicit(&nfork_hooks, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&hooks_lock);
+}
+
+void reap__fork_count_inherited(size_t n)
+{
+	fork_inherited += n;
+}
+
+void (*reap__atfork_user[3])(void);
+
+static void fork_prepare(void)
+{
+	/* Acquire: pairs with the registration's release store. */
+	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_acquire);
+
+	if (reap__atfork_user[0] != NULL)
+		reap__atfork_user[0]();
+	for (unsigned i = n; i-- > 0;)
+		if (fork_hooks[i].prepare != NULL)
+			fork_hooks[i].prepare();
+	fork_pid = getpid();
+}
+
+static void fork_parent_hook(void)
+{
+	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_acquire);
+
+	for (unsigned i = 0; i < n; i++)
+		if (fork_hooks[i].parent != NULL)
+			fork_hooks[i].parent();
+	if (reap__atfork_user[1] != NULL)
+		reap__atfork_user[1]();
+}
+
+/*
+ * The child of a fork: the forking thread is the only one left, and it
+ * is the new process's main thread. Whatever another thread was doing
+ * under one of reap's locks stopped mid-way, so the locks are made anew
+ * and the structures they guard are forgotten rather than walked: the
+ * parent's scopes are recognised later by their older generation. Their
+ * memory is the child's copy and is simply never freed.
+ */
+static void fork_child(void)
+{
+	struct reap__tstate *ts = reap__ts_self;
+	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_relaxed);
+	size_t inherited;
+
+	pthread_mutex_init(&report_lock, NULL);
+	pthread_mutex_init(&hooks_lock, NULL);
+	reap__keys_fork_child();
+	fork_parent = fork_pid;
+	reap__fork_gen++;
+
+	memset(&reap__root, 0, sizeof reap__root);
+	reap__root.magic = S_OPEN;
+	reap__root.flags = SF_ROOT | SF_STATIC;
+	reap__root.name = "root";
+	reap__root.t_ns = reap_now_ns();
+	reap__root.gen = reap__fork_gen;
+	if (ts != NULL) {
+		ts->ostid = (int)gettid();
+		ts->is_main = 1;
+		ts->current = &reap__root;
+		ts->closing = NULL;
+		ts->task = NULL;
+	}
+	inherited = reap__ledger_fork_child(ts);
+	reap__ledger_scope_add(&reap__root);
+	fork_inherited = inherited;
+	if (ts == NULL) /* a thread that never used reap: start it now */
+		ts = reap__ts_slow();
+	reap__root.tid = ts->num;
+	for (unsigned i = 0; i < n; i++)
+		if (fork_hooks[i].child != NULL)
+			fork_hooks[i].child(ts);
+	if (reap__atfork_user[2] != NULL)
+		reap__atfork_user[2]();
+}
+
+pid_t reap_fork_parent(void)
+{
+	return fork_parent;
+}
+
+size_t reap_fork_inherited(void)
+{
+	return fork_inherited;
 }
 
 static void init_once_fn(void)
@@ -784,6 +910,7 @@ static void init_once_fn(void)
 	reap__root.name = "root";
 	reap__root.t_ns = start_ns;
 	reap__root.tid = 1;
+	pthread_atfork(fork_prepare, fork_parent_hook, fork_child);
 	if ((env = getenv("REAP_DEBUG")) != NULL)
 		(void)parse_debug(env, &flags, 0);
 	reap__debug = flags;

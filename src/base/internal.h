@@ -125,6 +125,39 @@ void reap__on_thread_exit(void (*fn)(struct reap__tstate *ts));
 void reap__on_exit(int phase, void (*fn)(void));
 void reap__run_thread_exit_hooks(struct reap__tstate *ts);
 
+/*
+ * Fork. base registers one pthread_atfork() triple. Later layers add
+ * theirs with reap__on_fork(), once per layer: prepare hooks run newest
+ * first before the fork, parent hooks oldest first after it, and child
+ * hooks oldest first in the child, after base has reset the child's own
+ * state (one thread: the forking one, now the process's main thread;
+ * reap's global locks re-initialised; an empty process root, current;
+ * an empty ledger). A child hook forgets what its layer inherited (the
+ * threads, loops and tasks that do not exist in the child, the objects
+ * that are the parent's) and re-initialises its global locks; it must
+ * not run inherited cleanups. At most 12 triples.
+ *
+ * reap__fork_gen counts the forks between the process's start and now:
+ * a scope made in an earlier generation is inherited (its gen field is
+ * older) and closing it discards its cleanups without running them.
+ */
+extern uint32_t reap__fork_gen;
+void reap__on_fork(void (*prepare)(void), void (*parent)(void),
+		   void (*child)(struct reap__tstate *ts));
+/* The user's at-fork hooks (reap_atfork, proc layer): prepare runs
+ * before the layers' prepare hooks, parent and child after the layers'
+ * hooks, so that users see reap consistent. NULL until the proc layer
+ * sets them. */
+extern void (*reap__atfork_user[3])(void);
+void reap__keys_fork_child(void);
+/* Count inherited resources for reap_fork_inherited(). */
+void reap__fork_count_inherited(size_t n);
+
+/* Run the process's exit sequence (exit hooks, leak report, root close)
+ * now, as a forked child does before _exit(); returns the status the
+ * leak check asks for (0, or REAP_LEAK_EXIT_CODE under leaks:strict). */
+int reap__exit_sequence(void);
+
 extern unsigned reap__debug;  /* REAP_DEBUG_* */
 void reap__init(void);        /* idempotent, run by a constructor */
 
@@ -327,6 +360,7 @@ struct reap_scope {
 	uint64_t id;
 	uint32_t tid;
 	unsigned shard;
+	uint32_t gen; /* reap__fork_gen when made: older means inherited */
 	reap_scope *reg_prev, *reg_next;
 	reap_scope *closing_next; /* this thread's stack of closing scopes */
 	char closed_name[24];     /* the name, kept for misuse reports */
@@ -443,6 +477,9 @@ void reap__ledger_flush(struct reap__tstate *ts);
 int reap__ledger_flush_ok(struct reap__tstate *ts); /* flush, return 0 */
 void reap__ledger_thread_attach(struct reap__tstate *ts);
 void reap__ledger_thread_detach(struct reap__tstate *ts);
+/* In a forked child: forget the parent's scopes, threads and counts;
+ * returns how many live resources were forgotten. */
+size_t reap__ledger_fork_child(struct reap__tstate *ts);
 void reap__ledger_scope_add(reap_scope *s);
 void reap__ledger_scope_del(reap_scope *s);
 void reap__ledger_free_chunk(reap_scope *s, struct reap__chunk *chunk);

@@ -84,3 +84,10 @@ void reap__site_print(FILE *f, const reap_site *s)
 
 	fputs(reap__site_str(s, buf, sizeof buf), f);
 }
+
+/* In a forked child: the lock's holder may have been another thread. A
+ * key it was adding is published only by its hash slot, last. */
+void reap__keys_fork_child(void)
+{
+	pthread_mutex_init(&keys_lock, NULL);
+}

@@ -790,3 +790,45 @@ size_t reap_ledger_check(FILE *f)
 	reap_ledger_report(f, REAP_REPORT_LEAKS);
 	return n;
 }
+
+/* ------------------------------------------------------------------ */
+/* Fork                                                                 */
+
+/* In a forked child: the other threads are gone, and what was live is
+ * the parent's. Locks are made anew (their holders may have been other
+ * threads), the counts start from zero, the registries hold only this
+ * thread and, later, the child's own scopes. */
+size_t reap__ledger_fork_child(struct reap__tstate *ts)
+{
+	uint64_t live = 0;
+
+	pthread_mutex_init(&types_lock, NULL);
+	pthread_mutex_init(&threads_lock, NULL);
+	pthread_mutex_init(&sources_lock, NULL);
+	for (unsigned k = 0; k < NSHARDS; k++) {
+		pthread_mutex_init(&shards[k].lock, NULL);
+		shards[k].head = NULL;
+	}
+	for (unsigned id = 1; id < REAP__MAX_TYPES; id++) {
+		uint64_t c, d;
+
+		sum_type(id, &c, &d);
+		if (c > d)
+			live += c - d;
+		atomic_store_explicit(&totals[id].created, 0, memory_order_relaxed);
+		atomic_store_explicit(&totals[id].closed, 0, memory_order_relaxed);
+		atomic_store_explicit(&totals[id].peak, 0, memory_order_relaxed);
+	}
+	threads = NULL;
+	if (ts != NULL) {
+		memset(ts->pend_created, 0, sizeof ts->pend_created);
+		memset(ts->pend_closed, 0, sizeof ts->pend_closed);
+		memset(ts->pend_high, 0, sizeof ts->pend_high);
+		memset(ts->pend_low, 0, sizeof ts->pend_low);
+		ts->pend_ops = 0;
+		ts->prev = ts->next = NULL;
+		threads = ts;
+	}
+	return (size_t)live;
+}
+

@@ -585,6 +585,7 @@ static void scope_init(reap_scope *s, struct reap__tstate *ts, reap_scope *paren
 	s->tid = ts->num;
 	s->shard = ts->num;
 	s->id = next_scope_id(ts);
+	s->gen = reap__fork_gen;
 }
 
 /* Record a new scope in the ledger: counted and registered. */
@@ -979,6 +980,16 @@ static int close_scope(reap_scope *s, const reap_site *site,
 	if (unlikely((s->flags & SF_ROOT) && !internal))
 		misuse_scope(s, "close of a root scope by hand (roots close at "
 			     "thread and process exit)", site);
+	if (unlikely(s->gen != reap__fork_gen)) {
+		/* Inherited through fork(): the parent's to close, not ours.
+		 * Its cleanups are discarded unrun and its memory (our copy)
+		 * is left alone, so that the child cannot close the parent's
+		 * resources by closing a copied scope. */
+		s->magic = S_CLOSED;
+		s->close_site = site;
+		*out_chain = NULL;
+		return 0;
+	}
 	for (reap_scope *c = ts->closing; c != NULL; c = c->closing_next) {
 		if (closes_under(s, c)) {
 			char a[256], b[256];

@@ -1,0 +1,788 @@
+/*
+ * Scoped child processes.
+ *
+ * Who forks. PR_SET_PDEATHSIG ties a child to the *thread* that forked
+ * it, not to the process: a child forked by a short-lived thread would be
+ * killed when that thread ends. So every child is forked by one spawner
+ * thread, started on first use, that lives as long as the process (it
+ * only ends when the process does, with every other thread). The
+ * requester hands its request over and waits for the answer; the child
+ * arms PR_SET_PDEATHSIG(SIGKILL) and then compares getppid() with the
+ * parent's pid taken before the fork: if the parent died between fork
+ * and arming, the child was already re-parented and exits at once. From
+ * then on the parent's death, by any means, kills the child.
+ *
+ * Holding a child. Right after fork() the spawner opens a pidfd for the
+ * child. Until the child is reaped its pid cannot be recycled, and reap
+ * reaps only through waitid(P_PIDFD), so the pidfd always names our
+ * child; signals go through pidfd_send_signal(). A program whose
+ * SIGCHLD handler reaps with waitpid(-1) (or that ignores SIGCHLD) can
+ * take the status from us: the wait then reports ECHILD as an unknown
+ * status, never a hang.
+ *
+ * The exec path. An argv child runs only async-signal-safe calls
+ * between fork and exec: the program's path is resolved in the parent,
+ * redirections are prepared there, and a close-on-exec pipe carries an
+ * exec failure's errno back, so that spawn itself fails with -ENOENT
+ * and no child is left.
+ *
+ * The function path. A fn child is a fork of the whole process, run on
+ * the spawner thread's stack. base's at-fork handler has already reset
+ * reap in it (one thread, an empty root); the fn runs with that root as
+ * its scope, then the child runs reap's exit sequence and _exit()s, so
+ * the parent's atexit handlers never run twice. stdio is flushed before
+ * the fork, so that no buffered output is written by both.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/internal.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define DEFAULT_GRACE_NS 2000000000ull
+
+extern char **environ;
+
+struct reap_proc {
+	pid_t pid;
+	int pidfd;
+	int pipes[3];     /* the parent's ends, or -1 */
+	int reaped;
+	reap_proc_status st;
+	int term_signal;
+	uint64_t grace_ns;
+	reap_cleanup *h;
+	const reap_site *site;
+	struct reap_proc *prev, *next; /* live children, under reg_lock */
+	char name[32];
+};
+
+static void proc_describe(void *arg, char *buf, size_t len);
+static reap_type proc_type = REAP_TYPE_INIT("process", proc_describe);
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static reap_proc *reg_head;
+
+static void proc_describe(void *arg, char *buf, size_t len)
+{
+	reap_proc *p = arg;
+
+	snprintf(buf, len, "pid %d '%s'%s", (int)p->pid, p->name,
+		 p->reaped ? " (ended)" : "");
+}
+
+/* ------------------------------------------------------------------ */
+/* The spawner thread                                                   */
+
+struct request {
+	const reap_proc_opts *o;
+	const char *path;     /* argv: the resolved program */
+	int child_fds[3];     /* what becomes 0, 1, 2 in the child, or -1 */
+	int parent_fds[3];    /* the parent's pipe ends: closed in the child */
+	int errpipe[2];       /* argv: exec failure report */
+	sigset_t mask;        /* the requester's signal mask */
+	pid_t parent;
+	/* answer */
+	pid_t pid;
+	int pidfd;
+	int err;
+	int done;
+	struct request *next;
+};
+
+static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sp_cv = PTHREAD_COND_INITIALIZER;   /* a request came */
+static pthread_cond_t sp_done = PTHREAD_COND_INITIALIZER; /* one was answered */
+static struct request *sp_head, *sp_tail;
+static int sp_running;
+
+static REAP_NORETURN void child_fail(int fd, int err)
+{
+	if (fd >= 0) {
+		ssize_t w = write(fd, &err, sizeof err);
+
+		(void)w;
+	}
+	_exit(127);
+}
+
+/* In the child, before exec or fn: async-signal-safe calls only. */
+static void child_setup(struct request *r)
+{
+	const reap_proc_opts *o = r->o;
+	int efd = o->argv != NULL ? r->errpipe[1] : -1;
+
+	/* Close-on-exec closes these only at exec; a fn child holding the
+	 * write end of its own stdin would never see end of file. */
+	for (int i = 0; i < 3; i++)
+		if (r->parent_fds[i] >= 0)
+			close(r->parent_fds[i]);
+	if (efd < 0 && r->errpipe[0] >= 0)
+		close(r->errpipe[0]);
+	if (!o->detach) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+			child_fail(efd, errno);
+		/* The parent died between fork and arming: we were adopted. */
+		if (getppid() != r->parent)
+			_exit(127);
+	}
+	for (int i = 0; i < 3; i++) {
+		const reap_stdio *sd = &o->stdio[i];
+		int fd = r->child_fds[i];
+
+		if (sd->mode == REAP_STDIO_FILE) {
+			int fl = sd->flags != 0 ? sd->flags
+				 : i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
+
+			if ((fd = open(sd->path, fl | O_CLOEXEC, 0644)) < 0)
+				child_fail(efd, errno);
+		}
+		if (fd < 0)
+			continue;
+		if (fd == i) {
+			if (fcntl(i, F_SETFD, 0) != 0) /* keep it across exec */
+				child_fail(efd, errno);
+		} else if (dup2(fd, i) < 0) {
+			child_fail(efd, errno);
+		}
+	}
+	if (o->cwd != NULL && chdir(o->cwd) != 0)
+		child_fail(efd, errno);
+	pthread_sigmask(SIG_SETMASK, &r->mask, NULL);
+}
+
+static REAP_NORETURN void child_run(struct request *r)
+{
+	const reap_proc_opts *o = r->o;
+	int code, status;
+
+	child_setup(r);
+	if (o->argv != NULL) {
+		execve(r->path, (char *const *)o->argv,
+		       (char *const *)(o->envp != NULL ? o->envp
+				       : (const char *const *)environ));
+		child_fail(r->errpipe[1], errno);
+	}
+	/* base's at-fork handler made this thread the child's main thread,
+	 * with an empty process root as its current scope. */
+	code = o->fn(reap_scope_root(), o->arg);
+	if (code < 0) {
+		fprintf(stderr, "reap: child %d: %s (%s)\n", (int)getpid(),
+			reap_errname(code), reap_strerror(code));
+		code = 255;
+	}
+	status = reap__exit_sequence();
+	fflush(NULL);
+	_exit(status != 0 ? status : code & 0xff);
+}
+
+static void serve(struct request *r)
+{
+	pid_t pid;
+
+	if (reap__fault_point()) {
+		r->err = -ENOMEM;
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r->err = errno == ENOMEM ? -ENOMEM : -EAGAIN;
+		return;
+	}
+	if (pid == 0)
+		child_run(r);
+	r->pid = pid;
+	r->pidfd = reap__fault_point() ? (errno = ENOMEM, -1)
+		   : (int)syscall(SYS_pidfd_open, pid, 0);
+	if (r->pidfd < 0) {
+		int e = errno;
+
+		/* Without a pidfd we cannot hold it: it must not stay. */
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r->err = e == EMFILE || e == ENFILE ? -e : -ENOMEM;
+		return;
+	}
+	/* Close-on-exec: other children must not inherit it. */
+	(void)fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
+}
+
+static void *spawner(void *arg)
+{
+	sigset_t all;
+
+	(void)arg;
+	/* Signals are the program's threads' business, never this one's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&sp_lock);
+	for (;;) {
+		struct request *r;
+
+		while (sp_head == NULL)
+			pthread_cond_wait(&sp_cv, &sp_lock);
+		r = sp_head;
+		if ((sp_head = r->next) == NULL)
+			sp_tail = NULL;
+		/* Forking with sp_lock held would hand the child a held lock;
+		 * the child never takes it, but the atfork hooks of other
+		 * layers are happier with no reap lock held. */
+		pthread_mutex_unlock(&sp_lock);
+		serve(r);
+		pthread_mutex_lock(&sp_lock);
+		r->done = 1;
+		pthread_cond_broadcast(&sp_done);
+	}
+	return NULL;
+}
+
+static int start_spawner(void)
+{
+	pthread_attr_t a;
+	pthread_t th;
+	sigset_t all, old;
+	int rc;
+
+	if (sp_running)
+		return 0;
+	if (reap__fault_point())
+		return -ENOMEM;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&th, &a, spawner, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+	if (rc != 0)
+		return rc == EAGAIN ? -EAGAIN : -rc;
+	sp_running = 1;
+	return 0;
+}
+
+static int spawn_via_thread(struct request *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&sp_lock);
+	if ((rc = start_spawner()) == 0) {
+		r->next = NULL;
+		if (sp_tail != NULL)
+			sp_tail->next = r;
+		else
+			sp_head = r;
+		sp_tail = r;
+		pthread_cond_signal(&sp_cv);
+		while (!r->done)
+			pthread_cond_wait(&sp_done, &sp_lock);
+	}
+	pthread_mutex_unlock(&sp_lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawning                                                             */
+
+/* The program argv0 names: itself if it has a '/', else the first
+ * executable match in PATH, into buf. */
+static int resolve(const char *argv0, const char *const *envp, char *buf,
+		   size_t len)
+{
+	const char *path = NULL, *p;
+	int err = -ENOENT;
+
+	if (*argv0 == '\0')
+		return -ENOENT;
+	if (strchr(argv0, '/') != NULL) {
+		if (strlen(argv0) >= len)
+			return -ENAMETOOLONG;
+		strcpy(buf, argv0);
+		return 0;
+	}
+	if (envp != NULL) {
+		for (const char *const *e = envp; *e != NULL; e++)
+			if (strncmp(*e, "PATH=", 5) == 0)
+				path = *e + 5;
+	} else {
+		path = getenv("PATH");
+	}
+	if (path == NULL)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t dl = (size_t)(end - p);
+
+		if (dl + 1 + strlen(argv0) < len) {
+			if (dl == 0)
+				snprintf(buf, len, "%s", argv0);
+			else
+				snprintf(buf, len, "%.*s/%s", (int)dl, p, argv0);
+			if (access(buf, X_OK) == 0)
+				return 0;
+			if (errno == EACCES)
+				err = -EACCES;
+		}
+		p = end;
+		if (*p == '\0')
+			break;
+	}
+	return err;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static int make_pipe(int fds[2])
+{
+	if (reap__fault_point())
+		return -ENOMEM;
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : -ENOMEM;
+	return 0;
+}
+
+static int proc_close(void *arg, const reap_error *inflight);
+
+static void reg_add(reap_proc *p)
+{
+	pthread_mutex_lock(&reg_lock);
+	p->prev = NULL;
+	p->next = reg_head;
+	if (reg_head != NULL)
+		reg_head->prev = p;
+	reg_head = p;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void reg_del(reap_proc *p)
+{
+	pthread_mutex_lock(&reg_lock);
+	LIST_UNLINK(reg_head, p, prev, next);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void on_fork_child(struct reap__tstate *ts);
+
+static pthread_once_t layer_once = PTHREAD_ONCE_INIT;
+static void layer_init(void)
+{
+	reap__on_fork(NULL, NULL, on_fork_child);
+}
+
+int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
+		       const reap_site *site)
+{
+	struct request r;
+	char path[PATH_MAX];
+	int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+	reap_proc *p;
+	int rc, err = 0;
+	ssize_t n;
+
+	if ((o->argv == NULL) == (o->fn == NULL))
+		return -EINVAL;
+	if (o->argv != NULL && o->argv[0] == NULL)
+		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		const reap_stdio *sd = &o->stdio[i];
+
+		if ((unsigned)sd->mode > REAP_STDIO_FD ||
+		    (sd->mode == REAP_STDIO_FILE && sd->path == NULL) ||
+		    (sd->mode == REAP_STDIO_FD && sd->fd < 0))
+			return -EINVAL;
+	}
+	if (o->term_signal < 0 || o->term_signal >= NSIG)
+		return -EINVAL;
+	pthread_once(&layer_once, layer_init);
+	if (o->argv != NULL && (rc = resolve(o->argv[0], o->envp, path, sizeof path)) < 0)
+		return rc;
+
+	if ((p = reap_calloc(1, sizeof *p)) == NULL)
+		return -ENOMEM;
+	p->pid = -1;
+	p->pidfd = -1;
+	p->pipes[0] = p->pipes[1] = p->pipes[2] = -1;
+	p->term_signal = o->term_signal != 0 ? o->term_signal : SIGTERM;
+	p->grace_ns = o->grace_ns != 0 ? o->grace_ns : DEFAULT_GRACE_NS;
+	p->site = site;
+	snprintf(p->name, sizeof p->name, "%s",
+		 o->name != NULL ? o->name : o->argv != NULL ? o->argv[0] : "fn");
+
+	/* Registered first, so that a child, once forked, is always owned:
+	 * nothing after the fork can fail. */
+	if ((rc = reap_defer_exit_at(s, &proc_type, proc_close, p, &p->h, site)) < 0)
+		goto fail_free;
+
+	memset(&r, 0, sizeof r);
+	r.o = o;
+	r.path = path;
+	r.errpipe[0] = r.errpipe[1] = -1;
+	for (int i = 0; i < 3; i++) {
+		const reap_stdio *sd = &o->stdio[i];
+
+		r.child_fds[i] = r.parent_fds[i] = -1;
+		if (sd->mode == REAP_STDIO_PIPE) {
+			if ((rc = make_pipe(fds[i])) < 0)
+				goto fail_fds;
+			/* stdin: the child reads fds[0][0]; else it writes. */
+			r.child_fds[i] = i == 0 ? fds[i][0] : fds[i][1];
+			r.parent_fds[i] = i == 0 ? fds[i][1] : fds[i][0];
+		} else if (sd->mode == REAP_STDIO_NULL) {
+			if (reap__fault_point()) {
+				rc = -ENOMEM;
+				goto fail_fds;
+			}
+			if ((fds[i][0] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY)
+					      | O_CLOEXEC)) < 0) {
+				rc = -errno;
+				goto fail_fds;
+			}
+			r.child_fds[i] = fds[i][0];
+		} else if (sd->mode == REAP_STDIO_FD) {
+			r.child_fds[i] = sd->fd;
+		}
+	}
+	if (o->argv != NULL && (rc = make_pipe(r.errpipe)) < 0)
+		goto fail_fds;
+	pthread_sigmask(SIG_SETMASK, NULL, &r.mask);
+	r.parent = getpid();
+	r.pidfd = -1;
+	/* Buffered output would otherwise be written by both processes. */
+	fflush(NULL);
+	if ((rc = spawn_via_thread(&r)) < 0 || (rc = r.err) < 0)
+		goto fail_fds;
+
+	/* The child has its copies; the parent keeps only its own ends. */
+	for (int i = 0; i < 3; i++) {
+		if (o->stdio[i].mode == REAP_STDIO_PIPE) {
+			p->pipes[i] = i == 0 ? fds[i][1] : fds[i][0];
+			close_fd(i == 0 ? &fds[i][0] : &fds[i][1]);
+		} else {
+			close_fd(&fds[i][0]);
+		}
+	}
+	p->pid = r.pid;
+	p->pidfd = r.pidfd;
+	if (o->argv != NULL) {
+		close_fd(&r.errpipe[1]);
+		/* EOF: the exec happened; an errno: it did not. */
+		while ((n = read(r.errpipe[0], &err, sizeof err)) < 0 && errno == EINTR)
+			;
+		close_fd(&r.errpipe[0]);
+		if (n == (ssize_t)sizeof err) {
+			siginfo_t si;
+
+			while (syscall(SYS_waitid, P_PIDFD, p->pidfd, &si, WEXITED, NULL) < 0 &&
+			       errno == EINTR)
+				;
+			close(p->pidfd);
+			for (int i = 0; i < 3; i++)
+				close_fd(&p->pipes[i]);
+			rc = -err;
+			goto fail_cancel;
+		}
+	}
+	reg_add(p);
+	*out = p;
+	return 0;
+
+fail_fds:
+	for (int i = 0; i < 3; i++) {
+		close_fd(&fds[i][0]);
+		close_fd(&fds[i][1]);
+	}
+	close_fd(&r.errpipe[0]);
+	close_fd(&r.errpipe[1]);
+fail_cancel:
+	reap_cleanup_cancel(p->h);
+fail_free:
+	reap_free(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting, stopping, closing                                           */
+
+static void decode(const siginfo_t *si, reap_proc_status *st)
+{
+	int killed = st->killed;
+
+	memset(st, 0, sizeof *st);
+	st->killed = killed;
+	switch (si->si_code) {
+	case CLD_EXITED:
+		st->exited = true;
+		st->code = si->si_status;
+		break;
+	case CLD_DUMPED:
+		st->core = true;
+		/* fall through */
+	default:
+		st->signal = si->si_status;
+		break;
+	}
+}
+
+/* Reap p if it has ended; 1 when reaped (now or before), 0 if not yet. */
+static int try_reap(reap_proc *p)
+{
+	siginfo_t si;
+
+	if (p->reaped)
+		return 1;
+	memset(&si, 0, sizeof si);
+	if (syscall(SYS_waitid, P_PIDFD, p->pidfd, &si, WEXITED | WNOHANG, NULL) < 0) {
+		if (errno == EINTR)
+			return 0;
+		/* ECHILD: someone else (a waitpid(-1), SIGCHLD ignored) took
+		 * the status; the child is gone and its status unknown. */
+		p->st.code = -1;
+		p->reaped = 1;
+		return 1;
+	}
+	if (si.si_pid == 0)
+		return 0;
+	decode(&si, &p->st);
+	p->reaped = 1;
+	return 1;
+}
+
+/* Wait until p has ended or the deadline passes: 0, -ETIMEDOUT or
+ * -ECANCELED. */
+static int wait_end(reap_proc *p, uint64_t deadline)
+{
+	for (;;) {
+		int rc;
+
+		if (try_reap(p))
+			return 0;
+		if (deadline != REAP_FOREVER && reap_now_ns() >= deadline)
+			return -ETIMEDOUT;
+		rc = reap_wait_fd(p->pidfd, REAP_READ, deadline);
+		if (rc < 0 && rc != -EINTR) {
+			if (try_reap(p))
+				return 0;
+			return rc;
+		}
+	}
+}
+
+int reap_proc_wait(reap_proc *p, uint64_t deadline_ns, reap_proc_status *st)
+{
+	int rc = wait_end(p, deadline_ns);
+
+	if (rc == 0 && st != NULL)
+		*st = p->st;
+	return rc;
+}
+
+int reap_proc_signal(reap_proc *p, int sig)
+{
+	if (p->reaped)
+		return -ESRCH;
+	if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) != 0)
+		return -errno;
+	return 0;
+}
+
+/* Terminate, grace, kill, reap. Returns -ECANCELED if the grace wait was
+ * cancelled (the child was then killed and reaped all the same). */
+static int stop(reap_proc *p)
+{
+	int rc = 0;
+
+	if (try_reap(p))
+		return 0;
+	(void)reap_proc_signal(p, p->term_signal);
+	rc = wait_end(p, reap_now_ns() + p->grace_ns);
+	if (rc == 0)
+		return 0;
+	p->st.killed = true;
+	(void)reap_proc_signal(p, SIGKILL);
+	/* SIGKILL cannot be refused: the child ends at once, so this wait
+	 * is short, and it is not cut short by a cancellation. */
+	while (!try_reap(p)) {
+		struct pollfd pfd = {p->pidfd, POLLIN, 0};
+
+		(void)poll(&pfd, 1, 100);
+	}
+	return rc == -ECANCELED ? -ECANCELED : 0;
+}
+
+int reap_proc_stop(reap_proc *p, reap_proc_status *st)
+{
+	int rc = stop(p);
+
+	if (st != NULL)
+		*st = p->st;
+	return rc;
+}
+
+static int proc_close(void *arg, const reap_error *inflight)
+{
+	reap_proc *p = arg;
+
+	(void)inflight;
+	if (p->pidfd >= 0) { /* a spawn that failed after registering has none */
+		(void)stop(p);
+		reg_del(p);
+		close(p->pidfd);
+	}
+	for (int i = 0; i < 3; i++)
+		close_fd(&p->pipes[i]);
+	reap_free(p);
+	return 0;
+}
+
+pid_t reap_proc_pid(const reap_proc *p)
+{
+	return p->pid;
+}
+
+int reap_proc_pidfd(const reap_proc *p)
+{
+	return p->pidfd;
+}
+
+int reap_proc_stdio(const reap_proc *p, int which)
+{
+	return which >= 0 && which < 3 ? p->pipes[which] : -1;
+}
+
+void reap_proc_stdio_close(reap_proc *p, int which)
+{
+	if (which >= 0 && which < 3)
+		close_fd(&p->pipes[which]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork                                                                 */
+
+/*
+ * The child of any fork: the spawner thread is not there, and the
+ * parent's children are not ours. Their pidfds and pipe ends are closed
+ * (a copy of the parent's write end of a child's stdin would keep that
+ * child from ever seeing end of file); their records stay, inherited.
+ */
+static void on_fork_child(struct reap__tstate *ts)
+{
+	size_t n = 0;
+
+	(void)ts;
+	pthread_mutex_init(&reg_lock, NULL);
+	pthread_mutex_init(&sp_lock, NULL);
+	pthread_cond_init(&sp_cv, NULL);
+	pthread_cond_init(&sp_done, NULL);
+	sp_head = sp_tail = NULL;
+	sp_running = 0;
+	for (reap_proc *p = reg_head; p != NULL; p = p->next, n++) {
+		close_fd(&p->pidfd);
+		for (int i = 0; i < 3; i++)
+			close_fd(&p->pipes[i]);
+		p->reaped = 1;
+	}
+	reg_head = NULL;
+	(void)n;
+}
+
+/* At-fork hooks of users: a list under at_lock, held from prepare to
+ * parent (and made anew in the child), so that no registration is
+ * half-done at the fork. */
+struct atfork {
+	reap_fork_fn prepare, parent, child;
+	void *arg;
+	struct atfork *prev, *next; /* oldest first */
+};
+static pthread_mutex_t at_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct atfork *at_head, *at_tail;
+static reap_type atfork_type = REAP_TYPE_INIT("at-fork hooks", NULL);
+
+static void user_prepare(void)
+{
+	pthread_mutex_lock(&at_lock);
+	for (struct atfork *a = at_tail; a != NULL; a = a->prev)
+		if (a->prepare != NULL)
+			a->prepare(a->arg);
+}
+
+static void user_parent(void)
+{
+	for (struct atfork *a = at_head; a != NULL; a = a->next)
+		if (a->parent != NULL)
+			a->parent(a->arg);
+	pthread_mutex_unlock(&at_lock);
+}
+
+static void user_child(void)
+{
+	pthread_mutex_init(&at_lock, NULL);
+	for (struct atfork *a = at_head; a != NULL; a = a->next)
+		if (a->child != NULL)
+			a->child(a->arg);
+}
+
+static void atfork_close(void *arg)
+{
+	struct atfork *a = arg;
+
+	pthread_mutex_lock(&at_lock);
+	DLIST_UNLINK(at_head, at_tail, a, prev, next);
+	pthread_mutex_unlock(&at_lock);
+	reap_free(a);
+}
+
+static pthread_once_t at_once = PTHREAD_ONCE_INIT;
+static void at_init(void)
+{
+	reap__atfork_user[0] = user_prepare;
+	reap__atfork_user[1] = user_parent;
+	reap__atfork_user[2] = user_child;
+}
+
+int reap_atfork_at(reap_scope *s, reap_fork_fn prepare, reap_fork_fn parent,
+		   reap_fork_fn child, void *arg, reap_cleanup **h,
+		   const reap_site *site)
+{
+	struct atfork *a;
+	int rc;
+
+	pthread_once(&at_once, at_init);
+	if ((a = reap_calloc(1, sizeof *a)) == NULL)
+		return -ENOMEM;
+	a->prepare = prepare;
+	a->parent = parent;
+	a->child = child;
+	a->arg = arg;
+	if ((rc = reap_defer_at(s, &atfork_type, atfork_close, a, h, site)) < 0) {
+		reap_free(a);
+		return rc;
+	}
+	pthread_mutex_lock(&at_lock);
+	DLIST_APPEND(at_head, at_tail, a, prev, next);
+	pthread_mutex_unlock(&at_lock);
+	return 0;
+}
