@@ -145,8 +145,9 @@ REAP_API reap_shm_kind reap_shm_kind_of(const reap_shm *v) REAP_NONNULL(1);
 REAP_API size_t reap_shm_count(const reap_shm *v) REAP_NONNULL(1);
 
 /*
- * Take v's lock; with deadline_ns (absolute, reap_now_ns()'s clock; 0:
- * wait forever) give up with -ETIMEDOUT. Returns 0, or
+ * Take v's lock; at deadline_ns (absolute, reap_now_ns()'s clock;
+ * REAP_FOREVER: none; one already past, such as 0: try once) give up
+ * with -ETIMEDOUT. Returns 0, or
  * REAP_SHM_RECOVERED: the previous holder died holding the lock and the
  * repair callback restored the data (the lock is held either way).
  * Errors (the lock is not held): -ENOTRECOVERABLE (a holder died and the
@@ -157,8 +158,8 @@ REAP_API size_t reap_shm_count(const reap_shm *v) REAP_NONNULL(1);
  */
 REAP_API int reap_shm_lock(reap_shm *v, uint64_t deadline_ns) REAP_NONNULL(1);
 
-/* Release v's lock. Releasing a lock the calling thread does not hold
- * is misuse. Ownership: borrows v. Thread safety: the holding thread. */
+/* Release v's lock. Releasing a lock the calling thread does not hold,
+ * or through another handle than the one that took it, is misuse. Ownership: borrows v. Thread safety: the holding thread. */
 REAP_API void reap_shm_unlock(reap_shm *v) REAP_NONNULL(1);
 
 /* Replace this process's repair callback of v. Ownership: borrows ctx
@@ -186,8 +187,9 @@ REAP_API void reap_shm_stats_get(const reap_shm *v, reap_shm_stats *st)
  * `v += 1` from many processes loses nothing; on a value without a lock
  * each is one atomic operation. A dead previous holder is handled as in
  * reap_shm_lock() (repair, then the call goes on and returns 0).
- * Errors: -EINVAL (not an integer kind), -ERANGE (i out of range),
- * -ENOTRECOVERABLE. Ownership: borrows v. Thread safety: any thread of
+ * Errors: -EINVAL (not an integer kind), -ERANGE (i out of range, or
+ * an I32 element asked to hold a value outside int32_t; a sum that
+ * overflows wraps), -ENOTRECOVERABLE. Ownership: borrows v. Thread safety: any thread of
  * any process.
  */
 REAP_API int reap_shm_get_i64(reap_shm *v, size_t i, int64_t *out)
