@@ -209,6 +209,22 @@ void reap__blocking_stop(reap_loop *loop)
 	loop->detect = 0;
 }
 
+/* In a forked child the watchdog thread does not exist and the loops it
+ * watched are the parent's: forget both, so that a loop of the child
+ * starts a watchdog of its own. Our handler of SIG_SAMPLE is put back to
+ * what it replaced, as the watchdog's stop would have done, so that the
+ * next start saves the program's handler, not ours. */
+void reap__blocking_fork_child(void)
+{
+	reap__mutex_reset(&wd_lock);
+	reap__cond_reset(&wd_cond, NULL);
+	if (wd_running)
+		sigaction(SIG_SAMPLE, &wd_old, NULL);
+	wd_loops = NULL;
+	wd_running = 0;
+	wd_stop = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Blocking sleeps called from tasks                                    */
 

@@ -214,6 +214,12 @@ long reap__stack_mapped(void)
 	return atomic_load_explicit(&stacks_mapped, memory_order_relaxed);
 }
 
+void reap__stack_fork_child(void)
+{
+	/* Relaxed: one thread in the child. */
+	atomic_store_explicit(&stacks_mapped, (long)ncache, memory_order_relaxed);
+}
+
 int reap__stack_acquire(struct reap__stack *st, size_t size)
 {
 	size_t maplen;

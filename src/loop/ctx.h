@@ -60,6 +60,10 @@ void reap__stack_cache_drain(void);
 
 /* Stacks mapped and not yet unmapped, process-wide (cached ones count). */
 long reap__stack_mapped(void);
+/* In a forked child: count as mapped only the stacks this thread's cache
+ * holds (the child's to unmap); the stacks of inherited tasks and other
+ * threads' caches are the parent's copies, never unmapped here. */
+void reap__stack_fork_child(void);
 
 /*
  * An execution context. A zeroed one stands for the thread's own stack

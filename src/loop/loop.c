@@ -546,12 +546,32 @@ void reap_task_cancel(reap_task *t)
 
 static int loop_exit(void *arg, const reap_error *inflight);
 
-/* The scope layer's hooks into tasks: set once, before any loop exists. */
+/*
+ * Fork. The child has one thread, the forking one, and none of the
+ * parent's loops runs there: not the other threads' (gone), and not the
+ * forking thread's own either (the child must not use a loop or a task
+ * it inherited; base has already taken the thread out of any task). So
+ * the thread has no loop any more and may create one, even when the fork
+ * happened inside a task, on that task's stack. The blocking detector
+ * forgets its watchdog and the loops it watched, and the stack cache its
+ * count of stacks that the child does not own.
+ */
+static void fork_child(struct reap__tstate *ts)
+{
+	(void)ts;
+	this_loop = NULL;
+	reap__blocking_fork_child();
+	reap__stack_fork_child();
+}
+
+/* The scope layer's hooks into tasks, and the layer's fork hook: set
+ * once, before any loop exists. */
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static void set_hooks(void)
 {
 	reap__task_close_hook = close_hook;
 	reap__task_scope_hook = task_scope;
+	reap__on_fork(NULL, NULL, fork_child);
 }
 
 int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
@@ -580,6 +600,7 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 		o.blocking_ns = 100 * 1000000ull;
 	if (s == NULL && (s = reap__current(ts)) == NULL)
 		return -ENOMEM;
+	pthread_once(&hooks_once, set_hooks);
 	if ((loop = reap_calloc(1, sizeof *loop)) == NULL)
 		return -ENOMEM;
 	loop->magic = LOOP_MAGIC;
@@ -610,7 +631,6 @@ int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
 	if ((rc = reap_defer_exit_at(s, &loop_type, loop_exit, loop, &loop->h,
 				     site)) < 0)
 		goto fail_scope;
-	pthread_once(&hooks_once, set_hooks);
 	loop->detect = o.detect_blocking ||
 		       (reap_debug_flags() & REAP_DEBUG_BLOCKING) != 0;
 	if (loop->detect)

@@ -189,6 +189,8 @@ void reap__offload_reap(reap_loop *loop);
 /* blocking.c */
 void reap__blocking_start(reap_loop *loop);
 void reap__blocking_stop(reap_loop *loop);
+/* In a forked child: no watchdog, no loop watched. */
+void reap__blocking_fork_child(void);
 
 #pragma GCC visibility pop
 #endif

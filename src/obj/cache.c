@@ -143,6 +143,7 @@ struct reap_cache_sweeper {
 	pthread_cond_t cond;
 	uint64_t interval_ns;
 	int stop;
+	uint32_t gen; /* reap__fork_gen at start: older, its thread is gone */
 	reap_cleanup *handle;
 };
 
@@ -983,6 +984,11 @@ static void *sweeper_main(void *arg)
 /* Wake the thread and join it. */
 static void sweeper_halt(reap_cache_sweeper *sw)
 {
+	/* Started in the parent of a fork: no thread here to stop (and its
+	 * lock may have been held by it). The child must not use what it
+	 * inherited; this only keeps a stray close from hanging. */
+	if (sw->gen != reap__fork_gen)
+		return;
 	pthread_mutex_lock(&sw->lock);
 	sw->stop = 1;
 	pthread_cond_signal(&sw->cond);
@@ -1027,6 +1033,7 @@ int reap_cache_sweeper_start_at(reap_scope *s, reap_cache *c,
 		return -ENOMEM;
 	memset(sw, 0, sizeof *sw);
 	sw->c = c;
+	sw->gen = reap__fork_gen;
 	sw->interval_ns = interval_ns;
 	pthread_mutex_init(&sw->lock, NULL);
 	pthread_condattr_init(&ca);

@@ -121,7 +121,14 @@ struct reap_gc_domain {
 	struct reap__obj garbage; /* uncollectable, as the last collection found */
 	size_t ntracked, ngarbage;
 	uint64_t collections, collected, abandoned;
+
+	struct reap_gc_domain *dprev, *dnext; /* domains, for fork; doms_lock */
 };
+
+/* Every domain but the default one, so that a forked child can reset
+ * their locks. */
+static pthread_mutex_t doms_lock = PTHREAD_MUTEX_INITIALIZER;
+static reap_gc_domain *doms;
 
 static reap_gc_domain def = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -246,6 +253,9 @@ static reap_gc_domain *live_domain(reap_gc_domain *d, const char *what)
 
 static void domain_free(reap_gc_domain *d)
 {
+	pthread_mutex_lock(&doms_lock);
+	LIST_UNLINK(doms, d, dprev, dnext);
+	pthread_mutex_unlock(&doms_lock);
 	pthread_mutex_destroy(&d->mu);
 	reap_free(d);
 }
@@ -849,6 +859,14 @@ int reap_gc_domain_create_at(reap_scope *s, reap_gc_domain **out,
 	d->site = site;
 	list_init(&d->live);
 	list_init(&d->garbage);
+	reap__obj_layer_init(); /* its fork hook resets the domains */
+	pthread_mutex_lock(&doms_lock);
+	d->dprev = NULL;
+	d->dnext = doms;
+	if (doms != NULL)
+		doms->dprev = d;
+	doms = d;
+	pthread_mutex_unlock(&doms_lock);
 	rc = reap_defer_at(s, &type_domain, domain_cleanup, d, &d->cleanup, site);
 	if (rc < 0) {
 		domain_free(d);
@@ -856,6 +874,47 @@ int reap_gc_domain_create_at(reap_scope *s, reap_gc_domain **out,
 	}
 	*out = d;
 	return 0;
+}
+
+/*
+ * In a forked child (obj.c's fork hook): the objects a domain tracks are
+ * the parent's, never collected here (a collection would clear and close
+ * them), so each domain starts with empty lists, and each object that
+ * was on them leaves the domain (domain NULL), so that a collection of
+ * the child's own objects that reference it counts it as outside, like
+ * an untracked object. An inherited object that dies in the child is
+ * not untracked (obj_die). Objects that a collection on another thread
+ * had taken off the lists at the moment of the fork cannot be found;
+ * they keep their domain. A domain's lock is made anew, unless the
+ * forking thread holds it (reap_gc_lock across the fork): that thread
+ * still holds it in the child and will unlock it.
+ */
+static void leave_domain(struct reap__obj *h)
+{
+	for (struct reap__obj *o = h->gc_next; o != NULL && o != h; o = o->gc_next)
+		o->domain = NULL;
+}
+
+static void domain_fork_child(reap_gc_domain *d)
+{
+	leave_domain(&d->live);
+	leave_domain(&d->garbage);
+	if (!held(d)) {
+		reap__mutex_reset(&d->mu);
+		atomic_init(&d->owner, 0);
+		d->depth = 0;
+	}
+	list_init(&d->live);
+	list_init(&d->garbage);
+	d->ntracked = d->ngarbage = 0;
+}
+
+void reap__gc_fork_child(void)
+{
+	reap__mutex_reset(&doms_lock);
+	domain_fork_child(&def);
+	for (reap_gc_domain *d = doms; d != NULL; d = d->dnext)
+		domain_fork_child(d);
 }
 
 void reap_gc_domain_destroy(reap_gc_domain *d)

@@ -106,6 +106,8 @@ static pthread_once_t layer_once = PTHREAD_ONCE_INIT;
 static void exit_finalize(void);
 static void thread_exit(struct reap__tstate *ts);
 
+static void fork_child(struct reap__tstate *ts);
+
 static int layer_ready; /* set once layer_init has run */
 
 static void layer_init(void)
@@ -113,8 +115,15 @@ static void layer_init(void)
 	reap__ledger_add_source(leak_source);
 	reap__on_exit(REAP__EXIT_FINALIZE, exit_finalize);
 	reap__on_thread_exit(thread_exit);
+	reap__on_fork(NULL, NULL, fork_child);
 	/* Release: a creator that sees the flag sees the hooks set. */
 	__atomic_store_n(&layer_ready, 1, __ATOMIC_RELEASE);
+}
+
+void reap__obj_layer_init(void)
+{
+	if (unlikely(!__atomic_load_n(&layer_ready, __ATOMIC_ACQUIRE)))
+		pthread_once(&layer_once, layer_init);
 }
 
 /* Register a record if the ledger is on; returns whether it counted. */
@@ -124,6 +133,7 @@ static int reg_add(struct reap__tstate *ts, struct reap__oreg *r,
 	struct shard *sh;
 
 	r->on = 0;
+	r->gen = reap__fork_gen;
 	if (!reap__ledger_active())
 		return 0;
 	reap__count_created(ts, type_id);
@@ -150,6 +160,12 @@ static void reg_del(struct reap__oreg *r, unsigned type_id)
 
 	if (!r->on)
 		return;
+	if (unlikely(reap__oreg_inherited(r))) {
+		/* The parent's: the child's registry and counts never had
+		 * it (fork_child). */
+		r->on = 0;
+		return;
+	}
 	sh = &shards[r->shard];
 	spin_lock(&sh->lock);
 	LIST_UNLINK(sh->head, r, prev, next);
@@ -161,17 +177,17 @@ static void reg_del(struct reap__oreg *r, unsigned type_id)
 }
 
 /* The ledger id of an object type, registering it on first use. */
+static pthread_mutex_t otype_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned otype_id(reap_obj_type *t)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	unsigned id = __atomic_load_n(&t->ledger.id, __ATOMIC_ACQUIRE);
 
 	if (likely(id != 0))
 		return id;
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&otype_lock);
 	if (t->ledger.name == NULL)
 		t->ledger.name = t->name;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&otype_lock);
 	return reap__type_id(&t->ledger);
 }
 
@@ -411,6 +427,8 @@ static int final_fire(struct reap_finalizer *f, int *xref)
 						     memory_order_acq_rel,
 						     memory_order_acquire))
 		return -ESRCH;
+	if (unlikely(reap__oreg_inherited(&f->reg)))
+		return -ESRCH; /* the parent's: dead now, never run here */
 	*xref = exit_unlink_keep(f);
 	rc = f->fn(f->ctx);
 	if (rc < 0)
@@ -422,10 +440,16 @@ static int final_fire(struct reap_finalizer *f, int *xref)
 static void obj_die(struct reap__obj *o, const reap_site *site)
 {
 	struct reap__death *d;
+	/* Made in the parent of a fork: its close, the callbacks and
+	 * finalizers registered there are the parent's and never run here;
+	 * those the child registered on it do. Its memory, the child's
+	 * copy, is never freed (no weak_put), like the other inherited
+	 * structures (see base.c, "Fork"). */
+	int inherited = reap__oreg_inherited(&o->reg);
 
 	o->release_site = site;
 	WR(o->magic, O_DEAD);
-	if (o->flags & OF_TRACKED)
+	if ((o->flags & OF_TRACKED) && !inherited)
 		reap__gc_untrack(o);
 	/* Newest first, one record at a time under the lock (invariant 4).
 	 * Nobody can add a record now (that takes a strong reference), and
@@ -446,6 +470,13 @@ static void obj_die(struct reap__obj *o, const reap_site *site)
 		death_unlink(o, d);
 		if (d->kind == D_WEAK) {
 			w = (struct reap_weak *)d;
+			if (unlikely(reap__oreg_inherited(&w->reg))) {
+				/* The parent's callback: never run here. */
+				atomic_store_explicit(&w->state, W_DONE,
+						      memory_order_release);
+				reap__obj_unlock(o);
+				continue;
+			}
 			w->runner = pthread_self();
 			atomic_store_explicit(&w->state, W_RUNNING, memory_order_relaxed);
 		}
@@ -466,6 +497,10 @@ static void obj_die(struct reap__obj *o, const reap_site *site)
 		f = (struct reap_finalizer *)d;
 		(void)final_fire(f, &xref);
 		final_put_n(f, 1 + (uint32_t)xref); /* the list's, the exit list's */
+	}
+	if (unlikely(inherited)) {
+		o->reg.on = 0;
+		return;
 	}
 	if (o->type->close != NULL)
 		o->type->close(reap__body(o));
@@ -649,6 +684,10 @@ static int exit_unlink_keep(struct reap_finalizer *f)
 
 	if (f->flags & REAP_FINALIZE_NO_ATEXIT)
 		return 0;
+	/* The parent's exit list is not the child's (fork_child): its
+	 * links lead into the parent's copy. */
+	if (unlikely(reap__oreg_inherited(&f->reg)))
+		return 0;
 	spin_lock(&exit_lock);
 	had = f->xlisted;
 	if (had) {
@@ -706,6 +745,7 @@ int reap_finalize_at(void *obj, reap_finalize_fn fn, void *ctx, unsigned flags,
 	f->flags = flags;
 	f->site = site;
 	f->d.kind = D_FINAL;
+	f->reg.gen = reap__fork_gen; /* reg_add sets it too, with a handle */
 	atomic_init(&f->state, F_ALIVE);
 	f->tname = o->type->name;
 	atomic_init(&f->refs, 1 + (out != NULL) + !(flags & REAP_FINALIZE_NO_ATEXIT));
@@ -825,6 +865,45 @@ size_t reap_finalize_atexit_run(void)
 static void exit_finalize(void)
 {
 	(void)reap_finalize_atexit_run();
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork                                                                 */
+
+/*
+ * The child of a fork has one thread. Every lock of the layer is made
+ * anew: the stripes, the registry shards, the exit list, the type lock
+ * (their holders may have been other threads). What exists at the fork
+ * is the parent's: the registry forgets it (so the child's leak report
+ * never names it, and the ledger has forgotten its counts already), and
+ * so does the exit list, so that the child's exit runs no finalizer the
+ * parent registered (Python's multiprocessing clears its finalizer
+ * registry in the child likewise). Records keep the generation they
+ * were made in (reap__oreg.gen): an inherited one is never unlinked
+ * from the child's lists, counted, or run, whatever the child does
+ * with it. The finalizers flagged for exit that the ledger did not
+ * count (no handle) are counted as inherited here.
+ */
+static void fork_child(struct reap__tstate *ts)
+{
+	size_t n = 0;
+
+	(void)ts;
+	for (int i = 0; i < NSTRIPES; i++)
+		atomic_init(&stripes[i].held, 0);
+	for (int k = 0; k < NSHARDS; k++) {
+		atomic_init(&shards[k].lock.held, 0);
+		shards[k].head = NULL;
+	}
+	atomic_init(&exit_lock.held, 0);
+	for (struct reap_finalizer *f = exit_head; f != NULL; f = f->xnext)
+		if (!f->reg.on)
+			n++;
+	exit_head = NULL;
+	reap__mutex_reset(&otype_lock);
+	reap__gc_fork_child();
+	if (n > 0)
+		reap__fork_count_inherited(n);
 }
 
 /* ------------------------------------------------------------------ */

@@ -35,7 +35,15 @@ struct reap__oreg {
 	uint8_t kind;   /* REG_* */
 	uint8_t shard;
 	uint8_t on;     /* registered */
+	uint32_t gen;   /* reap__fork_gen at creation: older is inherited */
 };
+
+/* Made in the parent of a fork (this is its child): the parent's, never
+ * counted, closed or finalized here. */
+static inline int reap__oreg_inherited(const struct reap__oreg *r)
+{
+	return r->gen != reap__fork_gen;
+}
 
 /*
  * The hidden header in front of every object's body. The body starts at
@@ -75,6 +83,13 @@ static inline void *reap__body(const struct reap__obj *o)
 {
 	return (char *)o + sizeof(struct reap__obj);
 }
+
+/* The layer's hooks (exit finalizers, leak source, fork): idempotent. */
+void reap__obj_layer_init(void);
+
+/* In a forked child: the gc domains forget their tracked objects (the
+ * parent's) and their locks are made anew (gc.c). */
+void reap__gc_fork_child(void);
 
 /* The stripe lock of an object: guards its death list. */
 void reap__obj_lock(const struct reap__obj *o);

@@ -57,6 +57,27 @@ static struct edge {
 
 static const reap_site unknown_site = {"(unknown)", "?", 0};
 
+/*
+ * Fork. In the child, graph_lock is made anew (another thread may have
+ * held it); the graph is kept: the orders it learnt are still true of
+ * the program. The held stack is per thread: the other threads' are
+ * gone with them, and the forking thread's is kept, since that thread
+ * still holds those mutexes in the child (their copies are locked) and
+ * will unlock them there.
+ */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(struct reap__tstate *ts)
+{
+	(void)ts;
+	reap__mutex_reset(&graph_lock);
+}
+
+static void fork_init(void)
+{
+	reap__on_fork(NULL, NULL, fork_child);
+}
+
 /* ------------------------------------------------------------------ */
 /* The graph (under graph_lock)                                         */
 
@@ -157,6 +178,8 @@ static unsigned lock_id(reap_mutex *m)
 
 	if (likely(id != 0))
 		return id < MAX_LOCKS ? id : 0;
+	/* graph_lock is used only by mutexes that have an id. */
+	pthread_once(&fork_once, fork_init);
 	pthread_mutex_lock(&graph_lock);
 	if ((id = m->id) == 0) {
 		id = atomic_fetch_add(&next_id, 1);

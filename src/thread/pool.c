@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../base/internal.h"
+#include "thread_internal.h"
 
 #define POOL_MAX_WORKERS 1024
 #define SLAB_MIN 32
@@ -228,6 +228,17 @@ static void reg_del(reap_pool *p)
 	pthread_mutex_lock(&reg_lock);
 	LIST_UNLINK(reg_head, p, reg_prev, reg_next);
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* In a forked child: the pools' workers do not exist, and their
+ * futures are the parent's (the ledger has forgotten their counts), so
+ * the registry starts empty; a pool made in the child registers anew.
+ * The forking thread, a worker or not, is no pool's worker here. */
+void reap__pool_fork_child(void)
+{
+	reap__mutex_reset(&reg_lock);
+	reg_head = NULL;
+	cur_worker = NULL;
 }
 
 /* ------------------------------------------------------------------ */

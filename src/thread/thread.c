@@ -69,18 +69,44 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 static void thread_end(struct reap__tstate *ts);
 static void exit_threads(void);
 static size_t leak_source(FILE *f, size_t *per_type);
+static void fork_child(struct reap__tstate *ts);
 
-static void layer_init(void)
+static void reg_cv_init(void)
 {
 	pthread_condattr_t ca;
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&reg_cv, &ca);
+	reap__cond_reset(&reg_cv, &ca); /* also in a forked child */
 	pthread_condattr_destroy(&ca);
+}
+
+static void layer_init(void)
+{
+	reg_cv_init();
 	reap__on_thread_exit(thread_end);
 	reap__on_exit(REAP__EXIT_THREADS, exit_threads);
 	reap__ledger_add_source(leak_source);
+	reap__on_fork(NULL, NULL, fork_child);
+}
+
+/*
+ * The child of a fork (one thread: the forking one). The reap threads of
+ * the registry do not exist here: the registry is forgotten, so that the
+ * exit neither waits for them nor reports them; their records are the
+ * parent's copies, reached from inherited scopes only, whose cleanups
+ * never run. The forking thread, a reap thread or not in the parent, is
+ * the child's main thread: no record, no token of its own. The
+ * thread-local values and the pools of the layer follow (tls.c, pool.c).
+ */
+static void fork_child(struct reap__tstate *ts)
+{
+	reap__mutex_reset(&reg_lock);
+	reg_cv_init();
+	reg_head = NULL;
+	reap__thread_set(ts, NULL);
+	reap__tls_fork_child(ts);
+	reap__pool_fork_child();
 }
 
 /* The layer's hooks: on first spawn, and on first thread-local key (its

@@ -2,7 +2,7 @@
  * Internals of the thread layer, shared by thread.c (scoped threads),
  * cancel.c (tokens), tls.c (thread-local values) and lock.c (reap_mutex
  * and the lock-order checker). The pool (pool.c) builds on the public
- * API only.
+ * API only, but for its fork hook.
  */
 #ifndef REAP_THREAD_INTERNAL_H
 #define REAP_THREAD_INTERNAL_H
@@ -98,9 +98,19 @@ void reap__tls_thread_exit(struct reap__tstate *ts);
  * line each with prefix; return how many. */
 size_t reap__tls_print_thread(struct reap__tstate *ts, FILE *f,
 			      const char *prefix);
+/* In a forked child: forget the other threads' vectors and the forking
+ * thread's values (inherited: their destructors never run here); the
+ * thread layer's fork hook calls it. */
+void reap__tls_fork_child(struct reap__tstate *ts);
 /* Report the values of threads reap did not start that are still running
  * (all threads but the caller whose ts->thread is NULL). */
 size_t reap__tls_print_foreign(FILE *f, struct reap__tstate *self);
+
+/* ------------------------------------------------------------------ */
+/* pool.c                                                               */
+
+/* In a forked child: forget the pools (their workers do not exist). */
+void reap__pool_fork_child(void);
 
 #pragma GCC visibility pop
 #endif /* REAP_THREAD_INTERNAL_H */

@@ -438,6 +438,44 @@ void reap__tls_thread_exit(struct reap__tstate *ts)
 }
 
 /* ------------------------------------------------------------------ */
+/* Fork                                                                 */
+
+/*
+ * In the child of a fork only the forking thread is left. The vectors of
+ * the other threads are forgotten with them. The forking thread's own
+ * values are the parent's (a per-thread connection, a buffer that a
+ * parent-side cleanup owns): they are dropped, never destroyed, and the
+ * next reap_tls_get() in the child builds fresh ones with the key's
+ * init. The vectors' memory is kept memory (not counted as live), so
+ * nothing to uncount. A destructor of another thread that was running
+ * when the fork happened is not running here: no key waits for it.
+ */
+void reap__tls_fork_child(struct reap__tstate *ts)
+{
+	struct reap__tls_vec *v = ts->tls;
+	size_t n = 0;
+
+	reap__mutex_reset(&tls_lock);
+	reap__cond_reset(&tls_cv, NULL);
+	for (uint32_t i = 0; i < MAX_KEYS; i++)
+		if (keys[i] != NULL)
+			keys[i]->inflight = 0;
+	if (v != NULL && v != &closed_vec) {
+		for (uint32_t i = 0; i < v->cap; i++) {
+			reap_tls *k = keys[i];
+
+			if (v->v[i].value != NULL && k != NULL &&
+			    v->v[i].gen == k->gen && k->dtor != NULL)
+				n++;
+		}
+	}
+	vecs = NULL;
+	ts->tls = NULL;
+	if (n > 0)
+		reap__fork_count_inherited(n);
+}
+
+/* ------------------------------------------------------------------ */
 /* Reports                                                              */
 
 static size_t print_vec(struct reap__tls_vec *v, FILE *f, const char *prefix)
