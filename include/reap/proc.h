@@ -15,13 +15,16 @@
  *     reap_scope_close(s);  // SIGTERM, grace, SIGKILL, reaped
  *
  * Dying with the parent. Every child dies with its parent *process*, even
- * when the parent is killed with SIGKILL, within a few milliseconds:
- * children are forked by one reap thread that lives as long as the
- * process, and arm PR_SET_PDEATHSIG (SIGKILL) against it, then check
- * that their parent is still the same process (the race between fork and
- * arming). So a child does not die when the thread that asked for it
- * exits, and it does die when the process does, by any means.
- * opts.detach turns this off for a child that must outlive its parent.
+ * when the parent is killed with SIGKILL, within milliseconds, and does
+ * not die when the thread that spawned it exits. Each child holds the
+ * read end of a lifeline, a pipe whose write end only the parent process
+ * holds, armed to send the child SIGKILL at end of file: the kernel
+ * closes the write end when the parent process ends, however it ends
+ * (PR_SET_PDEATHSIG would follow the forking thread instead). A parent
+ * that dies between the fork and the arming is caught by a check once
+ * armed. An argv child keeps the lifeline as one extra descriptor (3 or
+ * above, close-on-exec cleared); a program that closes every descriptor
+ * it did not open gives the guarantee up. opts.detach turns it off.
  *
  * Fork. A child made by fork() (reap's or the program's own) starts with
  * a consistent reap: one thread, its locks free, an empty process root
@@ -76,7 +79,9 @@ typedef struct reap_stdio {
  * when fn returns, and reported first under REAP_DEBUG=leaks. The child
  * then exits with fn's result (0-255; a negative errno exits with 255
  * after printing its name), without running the parent's atexit
- * handlers, and with stdio flushed.
+ * handlers, and with stdio flushed. As at any process exit, under
+ * REAP_DEBUG=leaks:strict a leftover in root makes the exit status
+ * REAP_LEAK_EXIT_CODE instead.
  */
 typedef int (*reap_proc_fn)(reap_scope *root, void *arg);
 
@@ -94,7 +99,11 @@ typedef struct reap_proc_opts {
 				   * "fn" */
 	int term_signal;          /* sent at close; default SIGTERM */
 	uint64_t grace_ns;        /* before SIGKILL; default 2 s */
-	bool detach;              /* do not die with the parent */
+	bool detach;              /* do not die when the parent process dies
+				   * (the owner's close still stops it: a
+				   * child that must outlive its owner is
+				   * moved to a scope that lives long enough,
+				   * or is not spawned through reap) */
 } reap_proc_opts;
 
 /*
@@ -103,8 +112,8 @@ typedef struct reap_proc_opts {
  * With argv, an exec failure in the child (no such program, not
  * executable) is the spawn's error: the child never appears. With fn,
  * the child is a fork of the calling process running fn (see
- * reap_proc_fn); it is forked from reap's spawner thread, so inside it
- * only that thread exists.
+ * reap_proc_fn): inside it only the calling thread exists. Spawned
+ * from a loop task, fn runs on a fresh 8 MiB stack, not the task's.
  *
  * Errors: -EINVAL (neither or both of argv and fn, an empty argv, a bad
  * stdio mode), -ENOMEM (allocation, or fault injection at any
@@ -113,6 +122,12 @@ typedef struct reap_proc_opts {
  * -EACCES, ...) or that of a redirection (opening stdio[i].path, cwd).
  * On failure no process is left running or unreaped, no fd stays open
  * and *out is untouched.
+ * Closing s stops the children it holds one after the other, newest
+ * first, each with its own grace period. A child that had to be killed
+ * with SIGKILL is reported (name, spawn site, grace period), since its
+ * status goes with its record; call reap_proc_stop() or reap_proc_wait()
+ * before the close to have the status.
+ *
  * Ownership: s owns the child; closing s terminates and reaps it (see
  * above); *out is borrowed until then. Thread safety: owner thread of s.
  */
@@ -140,7 +155,9 @@ typedef struct reap_proc_status {
  * and reap it; its status goes to *st (may
  * be NULL). Inside a loop task the wait suspends the task; elsewhere it
  * blocks the thread. Waiting for a child already reaped returns its
- * status again. Errors: -ETIMEDOUT (still running), -ECANCELED (the task
+ * status again. If the program reaped the child behind reap's back (a
+ * waitpid(-1), SIGCHLD ignored), the status is unknown: exited false,
+ * signal 0, code -1. Errors: -ETIMEDOUT (still running), -ECANCELED (the task
  * was cancelled). Ownership: borrows p; p stays owned by its scope.
  * Thread safety: owner thread of p's scope.
  */
@@ -161,7 +178,8 @@ REAP_API int reap_proc_stop(reap_proc *p, reap_proc_status *st) REAP_NONNULL(1);
 REAP_API int reap_proc_signal(reap_proc *p, int sig) REAP_NONNULL(1);
 
 /* p's pid, its pidfd (p keeps it; do not close it; poll it for
- * readability to learn that p has ended), and the parent's end of a
+ * readability to learn that p has ended; -1 once p is reaped, when reap
+ * closes it, and its lifeline, at once), and the parent's end of a
  * REAP_STDIO_PIPE stream (which: 0-2; -1 if that stream is no pipe).
  * The pipe ends are p's and close with it; they are close-on-exec and
  * blocking. Thread safety: any thread. */

@@ -850,18 +850,23 @@ static void fork_parent_hook(void)
  * parent's scopes are recognised later by their older generation. Their
  * memory is the child's copy and is simply never freed.
  */
+static reap_scope inherited_root __attribute__((used));
+
 static void fork_child(void)
 {
 	struct reap__tstate *ts = reap__ts_self;
 	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_relaxed);
 	size_t inherited;
 
-	pthread_mutex_init(&report_lock, NULL);
-	pthread_mutex_init(&hooks_lock, NULL);
+	reap__mutex_reset(&report_lock);
+	reap__mutex_reset(&hooks_lock);
 	reap__keys_fork_child();
 	fork_parent = fork_pid;
 	reap__fork_gen++;
 
+	/* The parent's root stays reachable (for leak checkers), never
+	 * closed. */
+	inherited_root = reap__root;
 	memset(&reap__root, 0, sizeof reap__root);
 	reap__root.magic = S_OPEN;
 	reap__root.flags = SF_ROOT | SF_STATIC;

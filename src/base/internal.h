@@ -150,6 +150,24 @@ void reap__on_fork(void (*prepare)(void), void (*parent)(void),
  * sets them. */
 extern void (*reap__atfork_user[3])(void);
 void reap__keys_fork_child(void);
+/* In a forked child, put a lock back in its initial state, writing only
+ * if it is not in it already: a page left unwritten stays shared with the
+ * parent (copy-on-write), and every page spared makes a fork cheaper. */
+static inline void reap__mutex_reset(pthread_mutex_t *m)
+{
+	static const pthread_mutex_t init = PTHREAD_MUTEX_INITIALIZER;
+
+	if (__builtin_memcmp(m, &init, sizeof init) != 0)
+		__builtin_memcpy(m, &init, sizeof init);
+}
+static inline void reap__cond_reset(pthread_cond_t *cv, const pthread_condattr_t *a)
+{
+	pthread_cond_t init;
+
+	pthread_cond_init(&init, a);
+	if (__builtin_memcmp(cv, &init, sizeof init) != 0)
+		__builtin_memcpy(cv, &init, sizeof init);
+}
 /* Count inherited resources for reap_fork_inherited(). */
 void reap__fork_count_inherited(size_t n);
 
@@ -379,19 +397,26 @@ struct reap__tstate {
 	reap_scope *closing; /* stack of scopes closing on this thread */
 	reap_scope root;     /* the thread's root scope (not on main) */
 
-	/* ledger: counters not yet folded into the process totals */
-	int32_t pend_created[REAP__MAX_TYPES];
-	int32_t pend_closed[REAP__MAX_TYPES];
-	int32_t pend_high[REAP__MAX_TYPES]; /* highest created - closed since */
-	uint32_t pend_hseq[REAP__MAX_TYPES]; /* reap__fold_seq at that high */
-	int32_t pend_low[REAP__MAX_TYPES];   /* lowest balance since (<= 0) */
+	/* What every registration writes, together: one cache line and one
+	 * page for the fields, one line per type for its counts (after a
+	 * fork every page written again is a copy-on-write fault). */
+	struct reap__kcache last; /* the last registration's key */
 	unsigned pend_ops;  /* counted since the last fold */
+	uint32_t now_ms;     /* cleanups' creation time, read at each fold */
+	long alloc_live, alloc_held; /* allocation counts not yet folded
+				      * (see base.c) */
+
+	/* ledger: counts per type not yet folded into the process totals */
+	struct reap__pend {
+		int32_t created, closed;
+		int32_t high; /* highest created - closed since */
+		int32_t low;  /* lowest balance since (<= 0) */
+		uint32_t hseq; /* reap__fold_seq at that high */
+	} pend[REAP__MAX_TYPES];
 
 	uint64_t next_id, id_limit; /* block of scope ids */
 
-	struct reap__kcache last; /* the last registration's key */
 	struct reap__kcache kcache[REAP__KCACHE];
-	uint32_t now_ms;     /* cleanups' creation time, read at each fold */
 
 	struct {
 		size_t size;
@@ -401,8 +426,6 @@ struct reap__tstate {
 	reap_scope *quarantine[REAP__QUARANTINE];
 	unsigned qpos;
 
-	/* allocation counts not yet folded (see base.c) */
-	long alloc_live, alloc_held;
 	long cache_pend; /* block cache bytes not yet added to the total */
 
 	/* State of later layers, owned by them. */
@@ -521,13 +544,13 @@ static inline void reap__count_up(struct reap__tstate *ts, unsigned id)
 {
 	/* Only this thread writes its pending counts: plain reads suffice;
 	 * the stores are atomic because other threads read them. */
-	int32_t c = ts->pend_created[id] + 1, run = c - ts->pend_closed[id];
+	int32_t c = ts->pend[id].created + 1, run = c - ts->pend[id].closed;
 
-	WR(ts->pend_created[id], c);
-	if (run > ts->pend_high[id]) {
-		WR(ts->pend_high[id], run);
+	WR(ts->pend[id].created, c);
+	if (run > ts->pend[id].high) {
+		WR(ts->pend[id].high, run);
 		/* Relaxed: compared with itself later, ordered by nothing. */
-		WR(ts->pend_hseq[id], atomic_load_explicit(&reap__fold_seq,
+		WR(ts->pend[id].hseq, atomic_load_explicit(&reap__fold_seq,
 							   memory_order_relaxed));
 	}
 	ts->pend_ops++;
@@ -544,11 +567,11 @@ static inline void reap__count_created(struct reap__tstate *ts, unsigned id)
  * end (reap__count_settle), so that its loop stays short. */
 static inline void reap__count_closed(struct reap__tstate *ts, unsigned id)
 {
-	int32_t d = ts->pend_closed[id] + 1, run = ts->pend_created[id] - d;
+	int32_t d = ts->pend[id].closed + 1, run = ts->pend[id].created - d;
 
-	WR(ts->pend_closed[id], d);
-	if (run < ts->pend_low[id])
-		WR(ts->pend_low[id], run);
+	WR(ts->pend[id].closed, d);
+	if (run < ts->pend[id].low)
+		WR(ts->pend[id].low, run);
 	ts->pend_ops++;
 }
 

@@ -89,5 +89,5 @@ void reap__site_print(FILE *f, const reap_site *s)
  * key it was adding is published only by its hash slot, last. */
 void reap__keys_fork_child(void)
 {
-	pthread_mutex_init(&keys_lock, NULL);
+	reap__mutex_reset(&keys_lock);
 }

@@ -108,7 +108,7 @@ static int64_t others_low(const struct reap__tstate *self, unsigned id)
 
 	for (struct reap__tstate *t = threads; t != NULL; t = t->next)
 		if (t != self)
-			low += RD(t->pend_low[id]);
+			low += RD(t->pend[id].low);
 	return low;
 }
 
@@ -127,8 +127,8 @@ void reap__ledger_flush(struct reap__tstate *ts)
 		n = OTHER_ID;
 	ts->now_ms = reap__now_ms();
 	for (unsigned id = 1; id <= n; id++) {
-		int32_t c = ts->pend_created[id], d = ts->pend_closed[id];
-		int32_t high = ts->pend_high[id];
+		int32_t c = ts->pend[id].created, d = ts->pend[id].closed;
+		int32_t high = ts->pend[id].high;
 		uint64_t cr, cl;
 
 		if (c == 0 && d == 0)
@@ -145,16 +145,16 @@ void reap__ledger_flush(struct reap__tstate *ts)
 		 * balance, plus the other threads' pending balances then, each
 		 * at least their lowest since their own last fold. So this is
 		 * a peak that really happened, exact for one thread. */
-		if (high > 0 && ts->pend_hseq[id] == seq) {
+		if (high > 0 && ts->pend[id].hseq == seq) {
 			int64_t live = (int64_t)(cr - cl) + high + others_low(ts, id);
 
 			if (live > 0)
 				raise_peak(id, (uint64_t)live);
 		}
-		WR(ts->pend_created[id], 0);
-		WR(ts->pend_closed[id], 0);
-		WR(ts->pend_high[id], 0);
-		WR(ts->pend_low[id], 0);
+		WR(ts->pend[id].created, 0);
+		WR(ts->pend[id].closed, 0);
+		WR(ts->pend[id].high, 0);
+		WR(ts->pend[id].low, 0);
 	}
 	atomic_fetch_add_explicit(&reap__fold_seq, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&threads_lock);
@@ -209,8 +209,8 @@ static void sum_type(unsigned id, uint64_t *created, uint64_t *closed)
 	uint64_t c = atomic_load_explicit(&totals[id].created, memory_order_relaxed);
 	uint64_t d = atomic_load_explicit(&totals[id].closed, memory_order_relaxed);
 	for (struct reap__tstate *t = threads; t != NULL; t = t->next) {
-		c += (uint64_t)(int64_t)RD(t->pend_created[id]);
-		d += (uint64_t)(int64_t)RD(t->pend_closed[id]);
+		c += (uint64_t)(int64_t)RD(t->pend[id].created);
+		d += (uint64_t)(int64_t)RD(t->pend[id].closed);
 	}
 	*created = c;
 	*closed = d;
@@ -802,12 +802,14 @@ size_t reap__ledger_fork_child(struct reap__tstate *ts)
 {
 	uint64_t live = 0;
 
-	pthread_mutex_init(&types_lock, NULL);
-	pthread_mutex_init(&threads_lock, NULL);
-	pthread_mutex_init(&sources_lock, NULL);
+	reap__mutex_reset(&types_lock);
+	reap__mutex_reset(&threads_lock);
+	reap__mutex_reset(&sources_lock);
+	/* Written only where not already so: see reap__mutex_reset(). */
 	for (unsigned k = 0; k < NSHARDS; k++) {
-		pthread_mutex_init(&shards[k].lock, NULL);
-		shards[k].head = NULL;
+		reap__mutex_reset(&shards[k].lock);
+		if (shards[k].head != NULL)
+			shards[k].head = NULL;
 	}
 	for (unsigned id = 1; id < REAP__MAX_TYPES; id++) {
 		uint64_t c, d;
@@ -815,16 +817,18 @@ size_t reap__ledger_fork_child(struct reap__tstate *ts)
 		sum_type(id, &c, &d);
 		if (c > d)
 			live += c - d;
-		atomic_store_explicit(&totals[id].created, 0, memory_order_relaxed);
-		atomic_store_explicit(&totals[id].closed, 0, memory_order_relaxed);
-		atomic_store_explicit(&totals[id].peak, 0, memory_order_relaxed);
+		if (c != 0 || d != 0 ||
+		    atomic_load_explicit(&totals[id].peak, memory_order_relaxed) != 0) {
+			atomic_store_explicit(&totals[id].created, 0, memory_order_relaxed);
+			atomic_store_explicit(&totals[id].closed, 0, memory_order_relaxed);
+			atomic_store_explicit(&totals[id].peak, 0, memory_order_relaxed);
+		}
+		if (ts != NULL && (ts->pend[id].created | ts->pend[id].closed |
+				   ts->pend[id].high | ts->pend[id].low) != 0)
+			memset(&ts->pend[id], 0, sizeof ts->pend[id]);
 	}
 	threads = NULL;
 	if (ts != NULL) {
-		memset(ts->pend_created, 0, sizeof ts->pend_created);
-		memset(ts->pend_closed, 0, sizeof ts->pend_closed);
-		memset(ts->pend_high, 0, sizeof ts->pend_high);
-		memset(ts->pend_low, 0, sizeof ts->pend_low);
 		ts->pend_ops = 0;
 		ts->prev = ts->next = NULL;
 		threads = ts;

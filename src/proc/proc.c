@@ -1,18 +1,23 @@
 /*
  * Scoped child processes.
  *
- * Who forks. PR_SET_PDEATHSIG ties a child to the *thread* that forked
- * it, not to the process: a child forked by a short-lived thread would be
- * killed when that thread ends. So every child is forked by one spawner
- * thread, started on first use, that lives as long as the process (it
- * only ends when the process does, with every other thread). The
- * requester hands its request over and waits for the answer; the child
- * arms PR_SET_PDEATHSIG(SIGKILL) and then compares getppid() with the
- * parent's pid taken before the fork: if the parent died between fork
- * and arming, the child was already re-parented and exits at once. From
- * then on the parent's death, by any means, kills the child.
+ * Dying with the parent. PR_SET_PDEATHSIG ties a child to the *thread*
+ * that forked it, not to the process: a child forked by a short-lived
+ * thread would be killed when that thread ends, and one forked by a
+ * long-lived thread would need every spawn handed over to it. reap uses
+ * a lifeline instead, which belongs to the process: each child gets the
+ * read end of a pipe whose only write end the parent process holds
+ * (close-on-exec, and closed in every other child by the at-fork hook
+ * below). The child makes the read end signal-driven (O_ASYNC, F_SETOWN
+ * itself, F_SETSIG SIGKILL): when the parent process ends, however it
+ * ends, the kernel closes the write end, and end-of-file on the pipe
+ * sends the child SIGKILL. The race between fork and arming is closed by
+ * polling the pipe once armed: a parent that died in between has already
+ * left it at end of file, and the child exits. The lifeline survives
+ * exec as one extra descriptor of the program (never 0-2), so an argv
+ * child is covered too, as long as it does not close that descriptor.
  *
- * Holding a child. Right after fork() the spawner opens a pidfd for the
+ * Holding a child. Right after fork() the parent opens a pidfd for the
  * child. Until the child is reaped its pid cannot be recycled, and reap
  * reaps only through waitid(P_PIDFD), so the pidfd always names our
  * child; signals go through pidfd_send_signal(). A program whose
@@ -26,12 +31,13 @@
  * exec failure's errno back, so that spawn itself fails with -ENOENT
  * and no child is left.
  *
- * The function path. A fn child is a fork of the whole process, run on
- * the spawner thread's stack. base's at-fork handler has already reset
- * reap in it (one thread, an empty root); the fn runs with that root as
- * its scope, then the child runs reap's exit sequence and _exit()s, so
- * the parent's atexit handlers never run twice. stdio is flushed before
- * the fork, so that no buffered output is written by both.
+ * The function path. A fn child is a fork of the whole process. base's
+ * at-fork handler has already reset reap in it (one thread, an empty
+ * root); the fn runs with that root as its scope (on a fresh stack if
+ * the fork happened in a loop task, whose own stack is small), then the
+ * child runs reap's exit sequence and _exit()s, so the parent's atexit
+ * handlers never run twice. stdio is flushed before the fork, so that no
+ * buffered output is written by both.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -40,12 +46,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <stdio_ext.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../base/internal.h"
+#include "../loop/ctx.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -58,6 +65,7 @@
 #endif
 
 #define DEFAULT_GRACE_NS 2000000000ull
+#define FN_STACK (8u << 20) /* a fn child forked in a task runs on this */
 
 extern char **environ;
 
@@ -65,6 +73,7 @@ struct reap_proc {
 	pid_t pid;
 	int pidfd;
 	int pipes[3];     /* the parent's ends, or -1 */
+	int life;         /* the lifeline's write end, or -1 (detached) */
 	int reaped;
 	reap_proc_status st;
 	int term_signal;
@@ -72,6 +81,7 @@ struct reap_proc {
 	reap_cleanup *h;
 	const reap_site *site;
 	struct reap_proc *prev, *next; /* live children, under reg_lock */
+	int registered;
 	char name[32];
 };
 
@@ -90,7 +100,7 @@ static void proc_describe(void *arg, char *buf, size_t len)
 }
 
 /* ------------------------------------------------------------------ */
-/* The spawner thread                                                   */
+/* Forking                                                              */
 
 struct request {
 	const reap_proc_opts *o;
@@ -98,21 +108,14 @@ struct request {
 	int child_fds[3];     /* what becomes 0, 1, 2 in the child, or -1 */
 	int parent_fds[3];    /* the parent's pipe ends: closed in the child */
 	int errpipe[2];       /* argv: exec failure report */
-	sigset_t mask;        /* the requester's signal mask */
+	int life[2];          /* the lifeline, or -1 (detached) */
+	int in_task;          /* forked in a loop task: fn gets a new stack */
 	pid_t parent;
 	/* answer */
 	pid_t pid;
 	int pidfd;
 	int err;
-	int done;
-	struct request *next;
 };
-
-static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sp_cv = PTHREAD_COND_INITIALIZER;   /* a request came */
-static pthread_cond_t sp_done = PTHREAD_COND_INITIALIZER; /* one was answered */
-static struct request *sp_head, *sp_tail;
-static int sp_running;
 
 static REAP_NORETURN void child_fail(int fd, int err)
 {
@@ -122,6 +125,32 @@ static REAP_NORETURN void child_fail(int fd, int err)
 		(void)w;
 	}
 	_exit(127);
+}
+
+/* In the child: hold on to the lifeline (see above). */
+static void arm_lifeline(struct request *r, int efd)
+{
+	struct pollfd pfd;
+	int lf = r->life[0];
+
+	/* The write end: this child's copy was closed by the at-fork hook,
+	 * with every other proc's. */
+	if (lf <= 2) { /* keep it off the standard streams */
+		if ((lf = fcntl(lf, F_DUPFD_CLOEXEC, 3)) < 0)
+			child_fail(efd, errno);
+		close(r->life[0]);
+	}
+	if (fcntl(lf, F_SETOWN, getpid()) != 0 || fcntl(lf, F_SETSIG, SIGKILL) != 0 ||
+	    fcntl(lf, F_SETFL, O_ASYNC) != 0)
+		child_fail(efd, errno);
+	/* The parent may have died before O_ASYNC was set: then the pipe is
+	 * at end of file already, and no signal will come. */
+	pfd = (struct pollfd){lf, POLLIN, 0};
+	if (poll(&pfd, 1, 0) != 0 || getppid() != r->parent)
+		_exit(127);
+	/* An exec'd program keeps it. */
+	if (r->o->argv != NULL && fcntl(lf, F_SETFD, 0) != 0)
+		child_fail(efd, errno);
 }
 
 /* In the child, before exec or fn: async-signal-safe calls only. */
@@ -137,13 +166,8 @@ static void child_setup(struct request *r)
 			close(r->parent_fds[i]);
 	if (efd < 0 && r->errpipe[0] >= 0)
 		close(r->errpipe[0]);
-	if (!o->detach) {
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-			child_fail(efd, errno);
-		/* The parent died between fork and arming: we were adopted. */
-		if (getppid() != r->parent)
-			_exit(127);
-	}
+	if (r->life[0] >= 0)
+		arm_lifeline(r, efd);
 	for (int i = 0; i < 3; i++) {
 		const reap_stdio *sd = &o->stdio[i];
 		int fd = r->child_fds[i];
@@ -166,13 +190,28 @@ static void child_setup(struct request *r)
 	}
 	if (o->cwd != NULL && chdir(o->cwd) != 0)
 		child_fail(efd, errno);
-	pthread_sigmask(SIG_SETMASK, &r->mask, NULL);
+}
+
+struct fn_run {
+	struct request *r;
+	int code;
+	struct reap__ctx self, co;
+};
+
+static void fn_trampoline(void *arg)
+{
+	struct fn_run *f = arg;
+
+	f->code = f->r->o->fn(reap_scope_root(), f->r->o->arg);
+	reap__ctx_switch(&f->co, &f->self);
 }
 
 static REAP_NORETURN void child_run(struct request *r)
 {
 	const reap_proc_opts *o = r->o;
-	int code, status;
+	struct fn_run f = {.r = r};
+	struct reap__stack st;
+	int status;
 
 	child_setup(r);
 	if (o->argv != NULL) {
@@ -183,18 +222,33 @@ static REAP_NORETURN void child_run(struct request *r)
 	}
 	/* base's at-fork handler made this thread the child's main thread,
 	 * with an empty process root as its current scope. */
-	code = o->fn(reap_scope_root(), o->arg);
-	if (code < 0) {
+	if (!r->in_task) {
+		f.code = o->fn(reap_scope_root(), o->arg);
+	} else if (reap__stack_acquire(&st, FN_STACK) == 0) {
+		reap__ctx_make(&f.co, &st, fn_trampoline, &f);
+		reap__ctx_switch(&f.self, &f.co);
+		reap__ctx_destroy(&f.co);
+		reap__stack_release(&st);
+	} else {
+		f.code = -ENOMEM;
+	}
+	if (f.code < 0) {
 		fprintf(stderr, "reap: child %d: %s (%s)\n", (int)getpid(),
-			reap_errname(code), reap_strerror(code));
-		code = 255;
+			reap_errname(f.code), reap_strerror(f.code));
+		f.code = 255;
 	}
 	status = reap__exit_sequence();
-	fflush(NULL);
-	_exit(status != 0 ? status : code & 0xff);
+	/* Only the standard streams: the program's other FILEs may hold
+	 * the parent's unwritten data, which is the parent's to write. */
+	if (__fpending(stdout) > 0)
+		fflush(stdout);
+	if (__fpending(stderr) > 0)
+		fflush(stderr);
+	_exit(status != 0 ? status : f.code & 0xff);
 }
 
-static void serve(struct request *r)
+/* Fork the child of r and hold it by a pidfd. */
+static void fork_child(struct request *r)
 {
 	pid_t pid;
 
@@ -224,79 +278,6 @@ static void serve(struct request *r)
 	}
 	/* Close-on-exec: other children must not inherit it. */
 	(void)fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
-}
-
-static void *spawner(void *arg)
-{
-	sigset_t all;
-
-	(void)arg;
-	/* Signals are the program's threads' business, never this one's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	pthread_mutex_lock(&sp_lock);
-	for (;;) {
-		struct request *r;
-
-		while (sp_head == NULL)
-			pthread_cond_wait(&sp_cv, &sp_lock);
-		r = sp_head;
-		if ((sp_head = r->next) == NULL)
-			sp_tail = NULL;
-		/* Forking with sp_lock held would hand the child a held lock;
-		 * the child never takes it, but the atfork hooks of other
-		 * layers are happier with no reap lock held. */
-		pthread_mutex_unlock(&sp_lock);
-		serve(r);
-		pthread_mutex_lock(&sp_lock);
-		r->done = 1;
-		pthread_cond_broadcast(&sp_done);
-	}
-	return NULL;
-}
-
-static int start_spawner(void)
-{
-	pthread_attr_t a;
-	pthread_t th;
-	sigset_t all, old;
-	int rc;
-
-	if (sp_running)
-		return 0;
-	if (reap__fault_point())
-		return -ENOMEM;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&th, &a, spawner, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&a);
-	if (rc != 0)
-		return rc == EAGAIN ? -EAGAIN : -rc;
-	sp_running = 1;
-	return 0;
-}
-
-static int spawn_via_thread(struct request *r)
-{
-	int rc;
-
-	pthread_mutex_lock(&sp_lock);
-	if ((rc = start_spawner()) == 0) {
-		r->next = NULL;
-		if (sp_tail != NULL)
-			sp_tail->next = r;
-		else
-			sp_head = r;
-		sp_tail = r;
-		pthread_cond_signal(&sp_cv);
-		while (!r->done)
-			pthread_cond_wait(&sp_done, &sp_lock);
-	}
-	pthread_mutex_unlock(&sp_lock);
-	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -375,22 +356,28 @@ static void reg_add(reap_proc *p)
 	if (reg_head != NULL)
 		reg_head->prev = p;
 	reg_head = p;
+	p->registered = 1;
 	pthread_mutex_unlock(&reg_lock);
 }
 
 static void reg_del(reap_proc *p)
 {
+	if (!p->registered)
+		return;
 	pthread_mutex_lock(&reg_lock);
 	LIST_UNLINK(reg_head, p, prev, next);
+	p->registered = 0;
 	pthread_mutex_unlock(&reg_lock);
 }
 
 static void on_fork_child(struct reap__tstate *ts);
+static void on_fork_prepare(void);
+static void on_fork_parent(void);
 
 static pthread_once_t layer_once = PTHREAD_ONCE_INIT;
 static void layer_init(void)
 {
-	reap__on_fork(NULL, NULL, on_fork_child);
+	reap__on_fork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
 int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
@@ -425,12 +412,14 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 		return -ENOMEM;
 	p->pid = -1;
 	p->pidfd = -1;
+	p->life = -1;
 	p->pipes[0] = p->pipes[1] = p->pipes[2] = -1;
 	p->term_signal = o->term_signal != 0 ? o->term_signal : SIGTERM;
 	p->grace_ns = o->grace_ns != 0 ? o->grace_ns : DEFAULT_GRACE_NS;
 	p->site = site;
-	snprintf(p->name, sizeof p->name, "%s",
-		 o->name != NULL ? o->name : o->argv != NULL ? o->argv[0] : "fn");
+	/* Not snprintf(): its deep frame touches a stack page of its own. */
+	strncpy(p->name, o->name != NULL ? o->name : o->argv != NULL ? o->argv[0]
+		: "fn", sizeof p->name - 1);
 
 	/* Registered first, so that a child, once forked, is always owned:
 	 * nothing after the fork can fail. */
@@ -441,6 +430,7 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 	r.o = o;
 	r.path = path;
 	r.errpipe[0] = r.errpipe[1] = -1;
+	r.life[0] = r.life[1] = -1;
 	for (int i = 0; i < 3; i++) {
 		const reap_stdio *sd = &o->stdio[i];
 
@@ -468,12 +458,29 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 	}
 	if (o->argv != NULL && (rc = make_pipe(r.errpipe)) < 0)
 		goto fail_fds;
-	pthread_sigmask(SIG_SETMASK, NULL, &r.mask);
+	if (!o->detach) {
+		if ((rc = make_pipe(r.life)) < 0)
+			goto fail_fds;
+		/* Registered before the fork, so that every other child
+		 * forked from now on closes its copy of the write end. */
+		p->life = r.life[1];
+		reg_add(p);
+	}
 	r.parent = getpid();
 	r.pidfd = -1;
-	/* Buffered output would otherwise be written by both processes. */
-	fflush(NULL);
-	if ((rc = spawn_via_thread(&r)) < 0 || (rc = r.err) < 0)
+	r.in_task = reap__ts()->task != NULL;
+	/* Output buffered in stdout would otherwise be written by both
+	 * processes (a fn child flushes the standard streams at its exit).
+	 * __fpending() only reads: a flush that has nothing to do would
+	 * still take the stream's lock, a write to a page that the fork
+	 * has just made copy-on-write. */
+	if (__fpending(stdout) > 0)
+		fflush(stdout);
+	if (__fpending(stderr) > 0)
+		fflush(stderr);
+	fork_child(&r);
+	close_fd(&r.life[0]);
+	if ((rc = r.err) < 0)
 		goto fail_fds;
 
 	/* The child has its copies; the parent keeps only its own ends. */
@@ -506,7 +513,8 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 			goto fail_cancel;
 		}
 	}
-	reg_add(p);
+	if (p->life < 0)
+		reg_add(p);
 	*out = p;
 	return 0;
 
@@ -518,6 +526,10 @@ fail_fds:
 	close_fd(&r.errpipe[0]);
 	close_fd(&r.errpipe[1]);
 fail_cancel:
+	if (p->life >= 0) {
+		reg_del(p);
+		close_fd(&p->life);
+	}
 	reap_cleanup_cancel(p->h);
 fail_free:
 	reap_free(p);
@@ -548,6 +560,17 @@ static void decode(const siginfo_t *si, reap_proc_status *st)
 }
 
 /* Reap p if it has ended; 1 when reaped (now or before), 0 if not yet. */
+/* p has been reaped: what held it goes now, not at its owner's close, so
+ * that a scope holding many ended children does not hand their
+ * descriptors to every later fork. Its stdio pipes stay, for reading. */
+static void reaped(reap_proc *p)
+{
+	p->reaped = 1;
+	reg_del(p);
+	close_fd(&p->pidfd);
+	close_fd(&p->life); /* the child is gone: no one to kill */
+}
+
 static int try_reap(reap_proc *p)
 {
 	siginfo_t si;
@@ -561,13 +584,13 @@ static int try_reap(reap_proc *p)
 		/* ECHILD: someone else (a waitpid(-1), SIGCHLD ignored) took
 		 * the status; the child is gone and its status unknown. */
 		p->st.code = -1;
-		p->reaped = 1;
+		reaped(p);
 		return 1;
 	}
 	if (si.si_pid == 0)
 		return 0;
 	decode(&si, &p->st);
-	p->reaped = 1;
+	reaped(p);
 	return 1;
 }
 
@@ -602,7 +625,7 @@ int reap_proc_wait(reap_proc *p, uint64_t deadline_ns, reap_proc_status *st)
 
 int reap_proc_signal(reap_proc *p, int sig)
 {
-	if (p->reaped)
+	if (p->reaped || p->pidfd < 0)
 		return -ESRCH;
 	if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) != 0)
 		return -errno;
@@ -647,10 +670,18 @@ static int proc_close(void *arg, const reap_error *inflight)
 	reap_proc *p = arg;
 
 	(void)inflight;
-	if (p->pidfd >= 0) { /* a spawn that failed after registering has none */
+	if (!p->reaped) {
 		(void)stop(p);
-		reg_del(p);
-		close(p->pidfd);
+		if (p->st.killed) {
+			char site[256];
+
+			/* Its status dies with the record: say what happened. */
+			reap__report("reap: child %d '%s' (spawned at %s) was still "
+				     "running %.1f s after %s; killed with SIGKILL\n",
+				     (int)p->pid, p->name,
+				     reap__site_str(p->site, site, sizeof site),
+				     (double)p->grace_ns / 1e9, strsignal(p->term_signal));
+		}
 	}
 	for (int i = 0; i < 3; i++)
 		close_fd(&p->pipes[i]);
@@ -683,30 +714,37 @@ void reap_proc_stdio_close(reap_proc *p, int which)
 /* Fork                                                                 */
 
 /*
- * The child of any fork: the spawner thread is not there, and the
- * parent's children are not ours. Their pidfds and pipe ends are closed
- * (a copy of the parent's write end of a child's stdin would keep that
- * child from ever seeing end of file); their records stay, inherited.
+ * The child of any fork: the parent's children are not ours. Their
+ * lifelines, pidfds and pipe ends are closed (a copy of the parent's
+ * write end of a child's stdin would keep that child from ever seeing
+ * end of file; a copy of a lifeline would keep the child alive after
+ * the parent's death); their records stay, inherited.
  */
 static void on_fork_child(struct reap__tstate *ts)
 {
-	size_t n = 0;
-
 	(void)ts;
-	pthread_mutex_init(&reg_lock, NULL);
-	pthread_mutex_init(&sp_lock, NULL);
-	pthread_cond_init(&sp_cv, NULL);
-	pthread_cond_init(&sp_done, NULL);
-	sp_head = sp_tail = NULL;
-	sp_running = 0;
-	for (reap_proc *p = reg_head; p != NULL; p = p->next, n++) {
+	reap__mutex_reset(&reg_lock);
+	for (reap_proc *p = reg_head; p != NULL; p = p->next) {
+		/* The lifeline's write end first: held here, it would keep
+		 * the parent's child alive after the parent's death. */
+		close_fd(&p->life);
 		close_fd(&p->pidfd);
 		for (int i = 0; i < 3; i++)
 			close_fd(&p->pipes[i]);
 		p->reaped = 1;
 	}
 	reg_head = NULL;
-	(void)n;
+}
+
+/* The registry is walked in the child: no fork may catch it half-way. */
+static void on_fork_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&reg_lock);
 }
 
 /* At-fork hooks of users: a list under at_lock, held from prepare to
@@ -739,7 +777,7 @@ static void user_parent(void)
 
 static void user_child(void)
 {
-	pthread_mutex_init(&at_lock, NULL);
+	reap__mutex_reset(&at_lock);
 	for (struct atfork *a = at_head; a != NULL; a = a->next)
 		if (a->child != NULL)
 			a->child(a->arg);

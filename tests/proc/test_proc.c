@@ -44,14 +44,6 @@ static void assert_no_children(void)
 	ASSERT_EQ_INT(errno, ECHILD);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
 static int fds_at_start;
 #define BEGIN() (fds_at_start = count_fds())
 #define END()                                              \
@@ -284,8 +276,12 @@ TEST(child_ignoring_sigterm_is_killed_after_grace)
 						       .grace_ns = ms(200)), &q));
 	ASSERT_EQ_INT(read(pfd[0], &c, 1), 1);
 	t0 = reap_now_ns();
+	test_reports_clear();
 	ASSERT_OK(reap_scope_close(s));
 	ASSERT_GE_INT(reap_now_ns() - t0, ms(190));
+	/* Its status went with it: the close says what happened. */
+	ASSERT_CONTAINS(test_reports(), "killed with SIGKILL");
+	ASSERT_CONTAINS(test_reports(), "test_proc.c:");
 	close(pfd[0]);
 	close(pfd[1]);
 	END();
@@ -694,10 +690,6 @@ TEST(child_spawns_its_own_children)
 	reap_scope *s;
 	reap_proc *p;
 
-#ifdef UNDER_TSAN
-	test_skip("TSan cannot start a thread (the child's spawner) in a child "
-		  "forked from a threaded process");
-#endif
 	BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_proc_spawn(s, OPTS(.fn = fn_grandparent), &p));
