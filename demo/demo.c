@@ -9,6 +9,10 @@
  * worker pool with per-worker connections. Part 4, the event loop
  * (async.c): a task group, a failure cancelling its siblings, an async
  * close, a deadline, and the report of a task that waits forever.
+ * Part 5, processes (proc.c): a scoped child with its output through a
+ * pipe, a forked fn child with its own root scope, a child that ignores
+ * SIGTERM killed after its grace period, a shared counter with an exact
+ * total, and a lock holder killed mid-update whose data is repaired.
  *
  *     reap-demo          the tour
  *     reap-demo --leak   also leak one scope on purpose and show the
@@ -186,11 +190,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	printf("\n7. Processes: scoped children, a fork with its own root, a "
+	       "shared counter,\n   a lock whose holder is killed.\n\n");
+	if ((rc = demo_proc()) < 0) {
+		fprintf(stderr, "demo: proc: %s\n", reap_strerror(rc));
+		return 1;
+	}
+
 	if (leak) {
 		reap_scope *forgotten;
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		printf("\n7. --leak: open a scope holding a descriptor and never "
+		printf("\n8. --leak: open a scope holding a descriptor and never "
 		       "close it.\n   With REAP_DEBUG=leaks (switched on here by "
 		       "reap_debug_set), exit\n   prints what was left open, with "
 		       "the line that created it:\n\n");

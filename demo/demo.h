@@ -9,5 +9,6 @@
 int demo_objects(void); /* objects.c */
 int demo_threads(void); /* threads.c */
 int demo_async(void);   /* async.c */
+int demo_proc(void);    /* proc.c */
 
 #endif
