@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -285,4 +286,39 @@ long test_fault_disarm(void)
 
 	reap_fault_alloc(0);
 	return seen;
+}
+
+int test_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	ASSERT_NOT_NULL(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+pid_t test_fork(int (*fn)(void *), void *arg)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	ASSERT_GE_INT(pid, 0);
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+int test_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		ASSERT_EQ_INT(errno, EINTR);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

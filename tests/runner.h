@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "reap.h"
 
@@ -143,5 +144,13 @@ long test_fault_disarm(void);
 		ASSERT_EQ_SIZE(reap_ledger_count(), (before).count);        \
 		ASSERT_EQ_SIZE(reap_alloc_live(), (before).live);           \
 	} while (0)
+
+/* Descriptors open in this process (for tests that check none leaks). */
+int test_fd_count(void);
+
+/* Fork a child that runs fn(arg) and _exit()s with its result; wait for
+ * one, returning its exit status (128 + the signal when killed). */
+pid_t test_fork(int (*fn)(void *), void *arg);
+int test_wait(pid_t pid);
 
 #endif

@@ -30,20 +30,6 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ASSERT_NOT_NULL(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* One wait that must not block. */
 static int poll_now(struct reap__poll *p, struct reap__poll_event *ev, int cap)
 {
@@ -62,7 +48,7 @@ static void write_byte(int fd)
 
 TEST(poll_open_close_no_fd_left)
 {
-	int before = fd_count();
+	int before = test_fd_count();
 
 	for (int i = 0; i < 20; i++) {
 		struct reap__poll p;
@@ -78,14 +64,14 @@ TEST(poll_open_close_no_fd_left)
 		close(fds[0]);
 		close(fds[1]);
 	}
-	ASSERT_EQ_INT(fd_count(), before);
+	ASSERT_EQ_INT(test_fd_count(), before);
 }
 
 TEST(poll_pipe_read_write)
 {
 	struct reap__poll p;
 	struct reap__poll_event ev[8];
-	int fds[2], before = fd_count();
+	int fds[2], before = test_fd_count();
 	char c;
 
 	ASSERT_OK(reap__poll_open(&p));
@@ -117,7 +103,7 @@ TEST(poll_pipe_read_write)
 	close(fds[0]);
 	close(fds[1]);
 	reap__poll_close(&p);
-	ASSERT_EQ_INT(fd_count(), before);
+	ASSERT_EQ_INT(test_fd_count(), before);
 }
 
 TEST(poll_socketpair_read_and_write)
@@ -288,7 +274,7 @@ TEST(poll_closed_fd_leaves)
 {
 	struct reap__poll p;
 	struct reap__poll_event ev[8];
-	int fds[2], before = fd_count();
+	int fds[2], before = test_fd_count();
 
 	ASSERT_OK(reap__poll_open(&p));
 	ASSERT_OK(pipe(fds));
@@ -301,7 +287,7 @@ TEST(poll_closed_fd_leaves)
 	ASSERT_EQ_INT(reap__poll_set(&p, fds[0], 0, NULL), -EBADF);
 	close(fds[1]);
 	reap__poll_close(&p);
-	ASSERT_EQ_INT(fd_count(), before);
+	ASSERT_EQ_INT(test_fd_count(), before);
 }
 
 TEST(poll_many_fds_batches)
@@ -309,7 +295,7 @@ TEST(poll_many_fds_batches)
 	enum { N = 100 };
 	struct reap__poll p;
 	struct reap__poll_event ev[2 * REAP__POLL_BATCH];
-	int fds[N][2], seen[N] = {0}, total = 0, before = fd_count();
+	int fds[N][2], seen[N] = {0}, total = 0, before = test_fd_count();
 
 	ASSERT_OK(reap__poll_open(&p));
 	for (int i = 0; i < N; i++) {
@@ -339,7 +325,7 @@ TEST(poll_many_fds_batches)
 		close(fds[i][1]);
 	}
 	reap__poll_close(&p);
-	ASSERT_EQ_INT(fd_count(), before);
+	ASSERT_EQ_INT(test_fd_count(), before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,7 +623,7 @@ TEST(poll_open_failure_sweep)
 	for (int n = 1;; n++) {
 		struct reap__poll p = {.fd = -7};
 		struct test_snap before = test_snap();
-		int fds = fd_count();
+		int fds = test_fd_count();
 		long seen;
 		int rc;
 
@@ -646,16 +632,16 @@ TEST(poll_open_failure_sweep)
 		rc = reap__poll_open(&p);
 		seen = test_fault_disarm();
 		if (rc == 0) {
-			ASSERT_EQ_INT(fd_count(), fds + 2);
+			ASSERT_EQ_INT(test_fd_count(), fds + 2);
 			reap__poll_close(&p);
-			ASSERT_EQ_INT(fd_count(), fds);
+			ASSERT_EQ_INT(test_fd_count(), fds);
 			break;
 		}
 		failed++;
 		ASSERT_EQ_INT(rc, -EMFILE);
 		ASSERT_GE_INT(seen, n);
 		ASSERT_EQ_INT(p.fd, -7); /* untouched */
-		ASSERT_EQ_INT(fd_count(), fds);
+		ASSERT_EQ_INT(test_fd_count(), fds);
 		ASSERT_UNCHANGED(before);
 	}
 	/* The epoll fd and the eventfd. */

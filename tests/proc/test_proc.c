@@ -20,20 +20,6 @@
 
 #define OPTS(...) (&(reap_proc_opts){__VA_ARGS__})
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ASSERT_NOT_NULL(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
-
 /* No child of ours is left, running or zombie. */
 static void assert_no_children(void)
 {
@@ -45,11 +31,11 @@ static void assert_no_children(void)
 }
 
 static int fds_at_start;
-#define BEGIN() (fds_at_start = count_fds())
+#define BEGIN() (fds_at_start = test_fd_count())
 #define END()                                              \
 	do {                                               \
 		assert_no_children();                      \
-		ASSERT_EQ_INT(count_fds(), fds_at_start);  \
+		ASSERT_EQ_INT(test_fd_count(), fds_at_start);  \
 	} while (0)
 
 static uint64_t ms(uint64_t n) { return n * 1000000ull; }
@@ -565,6 +551,52 @@ TEST(wait_in_a_task_suspends_only_the_task)
 	ASSERT_GE_INT(ticks, 10);
 	rc = reap_scope_close(s);
 	ASSERT_OK(rc);
+	END();
+}
+
+/* A fn child forked inside a task runs on a stack of its own: the
+ * task's (64 KiB by default) would not hold this frame. */
+static __attribute__((noinline)) int deep(int n)
+{
+	volatile char buf[1 << 20];
+
+	buf[0] = (char)n;
+	buf[sizeof buf - 1] = (char)n;
+	return buf[0] + buf[sizeof buf - 1];
+}
+
+static int fn_deep_stack(reap_scope *root, void *arg)
+{
+	(void)root;
+	(void)arg;
+	return reap_task_self() == NULL && deep(21) == 42 ? 0 : 1;
+}
+
+static int spawn_fn_in_task(void *arg, void **res)
+{
+	reap_proc_status *st = arg;
+	reap_proc *p;
+	int rc;
+
+	(void)res;
+	if ((rc = reap_proc_spawn(NULL, OPTS(.fn = fn_deep_stack), &p)) < 0)
+		return rc;
+	return reap_proc_wait(p, REAP_FOREVER, st);
+}
+
+TEST(fn_child_forked_in_a_task_gets_a_full_stack)
+{
+	reap_proc_status st = {0};
+	reap_scope *s;
+	reap_loop *loop;
+
+	BEGIN();
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_loop_create(s, &loop));
+	ASSERT_OK(reap_loop_run(loop, spawn_fn_in_task, &st, NULL));
+	ASSERT_TRUE(st.exited);
+	ASSERT_EQ_INT(st.code, 0);
+	ASSERT_OK(reap_scope_close(s));
 	END();
 }
 

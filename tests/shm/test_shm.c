@@ -32,20 +32,6 @@
 /* ------------------------------------------------------------------ */
 /* What every test checks                                               */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ASSERT_NOT_NULL(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* The names in /dev/shm, sorted and joined by '/' (malloc'd). */
 static char *dev_shm_names(void)
 {
@@ -77,7 +63,7 @@ struct env {
 
 static struct env env_begin(void)
 {
-	struct env e = {count_fds(), dev_shm_names()};
+	struct env e = {test_fd_count(), dev_shm_names()};
 
 	return e;
 }
@@ -101,7 +87,7 @@ static void env_end(struct env *e)
 	free(now);
 	free(e->shm);
 	no_children();
-	ASSERT_EQ_INT(count_fds(), e->fds);
+	ASSERT_EQ_INT(test_fd_count(), e->fds);
 }
 
 #define ENV_BEGIN() struct env env_ = env_begin()
@@ -131,29 +117,6 @@ static int maps_count(pid_t pid, const char *name)
 
 /* ------------------------------------------------------------------ */
 /* Children                                                             */
-
-/* Fork a child that runs fn(arg) and _exit()s with its result. */
-static pid_t child(int (*fn)(void *), void *arg)
-{
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	ASSERT_GE_INT(pid, 0);
-	if (pid == 0)
-		_exit(fn(arg));
-	return pid;
-}
-
-/* Wait for pid; its exit status (128 + signal when killed). */
-static int wait_child(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		ASSERT_EQ_INT(errno, EINTR);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 static void put_byte(int fd, char c)
 {
@@ -739,7 +702,7 @@ TEST(shm_timed_lock_times_out)
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	v = make(s, REAP_SHM_I64, 1, NULL);
 	chan_open(&c, v);
-	pid = child(hold_until_told, &c);
+	pid = test_fork(hold_until_told, &c);
 	ASSERT_EQ_INT(get_byte(c.up[0]), 'L');
 	t0 = reap_now_ns();
 	ASSERT_EQ_INT(reap_shm_lock(v, t0 + 50 * MS), -ETIMEDOUT);
@@ -748,7 +711,7 @@ TEST(shm_timed_lock_times_out)
 	ASSERT_LT_INT(el, 5000 * MS);
 	ASSERT_EQ_INT(reap_shm_lock(v, 1), -ETIMEDOUT); /* past: one try */
 	put_byte(c.down[1], 'G');
-	ASSERT_EQ_INT(wait_child(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_OK(reap_shm_lock(v, reap_now_ns() + 1000 * MS));
 	reap_shm_unlock(v);
 	chan_close(&c);
@@ -807,11 +770,11 @@ static int kill_holder(reap_shm *v, int exit_itself)
 
 	chan_open(&c, v);
 	c.arg = exit_itself;
-	pid = child(die_holding, &c);
+	pid = test_fork(die_holding, &c);
 	ASSERT_EQ_INT(get_byte(c.up[0]), 'L');
 	if (!exit_itself)
 		ASSERT_OK(kill(pid, SIGKILL));
-	st = wait_child(pid);
+	st = test_wait(pid);
 	chan_close(&c);
 	return st;
 }
@@ -911,7 +874,7 @@ TEST(shm_owner_death_no_repair)
 	ASSERT_EQ_INT(reap_shm_update(v, upd_fn, &(struct upd){0}), -ENOTRECOVERABLE);
 	ASSERT_EQ_INT(r.calls, 0);
 	/* In another process too. */
-	ASSERT_EQ_INT(wait_child(child(expect_unrecoverable, v)), 0);
+	ASSERT_EQ_INT(test_wait(test_fork(expect_unrecoverable, v)), 0);
 	/* The lock-free operations still work. */
 	ASSERT_OK(reap_shm_atomic_load(v, 0, &x));
 	ASSERT_EQ_INT(x, 1);
@@ -971,7 +934,7 @@ TEST(shm_owner_death_repaired_in_another_process)
 						       .repair = repair_fn,
 						       .repair_ctx = &r), &v));
 	ASSERT_EQ_INT(kill_holder(v, 0), 128 + SIGKILL);
-	ASSERT_EQ_INT(wait_child(child(lock_expect_recovered, v)), 0);
+	ASSERT_EQ_INT(test_wait(test_fork(lock_expect_recovered, v)), 0);
 	ASSERT_EQ_INT(r.calls, 0); /* the child's copy of r was called */
 	check_stats(v, 1, 1, false);
 	ASSERT_OK(reap_shm_lock(v, REAP_FOREVER));
@@ -1024,16 +987,16 @@ TEST(shm_inherited_by_fork)
 	f = make(s, REAP_SHM_F64, 1, NULL);
 	a.v = v;
 	b.v = nl;
-	p[0] = child(add_many, &a);
-	p[1] = child(add_many, &b);
-	p[2] = child(add_f64_many, f);
-	p[3] = child(add_f64_many, f);
+	p[0] = test_fork(add_many, &a);
+	p[1] = test_fork(add_many, &b);
+	p[2] = test_fork(add_f64_many, f);
+	p[3] = test_fork(add_f64_many, f);
 	for (int i = 0; i < 2000; i++) {
 		ASSERT_OK(reap_shm_add_i64(v, 0, 1, NULL));
 		ASSERT_OK(reap_shm_add_i64(nl, 0, 1, NULL));
 	}
 	for (int i = 0; i < 4; i++)
-		ASSERT_EQ_INT(wait_child(p[i]), 0);
+		ASSERT_EQ_INT(test_wait(p[i]), 0);
 	ASSERT_OK(reap_shm_get_i64(v, 0, &x));
 	ASSERT_EQ_INT(x, 4000);
 	ASSERT_OK(reap_shm_get_i64(v, 1, &x));
@@ -1086,11 +1049,11 @@ TEST(shm_send_recv)
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	v = make(s, REAP_SHM_I64, 2, "sendrecv");
 	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
-	pid = child(echo_child, &sk[1]);
+	pid = test_fork(echo_child, &sk[1]);
 	ASSERT_OK(reap_shm_send(sk[0], v));
 	ASSERT_OK(reap_shm_recv(s, sk[0], NULL, NULL, &back));
 	ASSERT_OK(reap_shm_recv(s, sk[0], NULL, NULL, &w));
-	ASSERT_EQ_INT(wait_child(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_NE_PTR(back, SENTINEL);
 	ASSERT_TRUE(fcntl(reap_shm_fd(back), F_GETFD) & FD_CLOEXEC);
 	ASSERT_OK(reap_shm_get_i64(back, 0, &x));
@@ -1134,17 +1097,17 @@ TEST(shm_send_recv)
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(2 * sizeof(int));
 		memcpy(CMSG_DATA(c), p, sizeof p);
-		fds = count_fds();
+		fds = test_fd_count();
 		ASSERT_EQ_INT(sendmsg(sk[1], &msg, 0), 1);
 		ASSERT_EQ_INT(reap_shm_recv(s, sk[0], NULL, NULL, &w), -EINVAL);
-		ASSERT_EQ_INT(count_fds(), fds); /* both received fds closed */
+		ASSERT_EQ_INT(test_fd_count(), fds); /* both received fds closed */
 		/* Two fds, the first a value: attached, the other closed. */
 		close(p[0]);
 		p[0] = reap_shm_fd(v);
 		memcpy(CMSG_DATA(c), p, sizeof p);
 		ASSERT_EQ_INT(sendmsg(sk[1], &msg, 0), 1);
 		ASSERT_OK(reap_shm_recv(s, sk[0], NULL, NULL, &w));
-		ASSERT_EQ_INT(count_fds(), fds); /* one pipe end less, one value more */
+		ASSERT_EQ_INT(test_fd_count(), fds); /* one pipe end less, one value more */
 		close(p[1]);
 	}
 	ASSERT_EQ_INT(reap_shm_recv(s, -1, NULL, NULL, &w), -EBADF);
@@ -1235,7 +1198,7 @@ TEST(shm_memory_released)
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	v = make(s, REAP_SHM_I64, 1024, "released");
 	chan_open(&c, v);
-	pid = child(wait_then_exit, &c);
+	pid = test_fork(wait_then_exit, &c);
 	ASSERT_EQ_INT(get_byte(c.up[0]), 'R');
 	ASSERT_EQ_INT(maps_count(0, "released"), 1);
 	ASSERT_EQ_INT(maps_count(pid, "released"), 1);
@@ -1243,7 +1206,7 @@ TEST(shm_memory_released)
 	ASSERT_EQ_INT(maps_count(0, "released"), 0);
 	ASSERT_EQ_INT(maps_count(pid, "released"), 1); /* the child's stays */
 	put_byte(c.down[1], 'G');
-	ASSERT_EQ_INT(wait_child(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(maps_count(0, "released"), 0);
 	chan_close(&c);
 	ENV_END();
@@ -1295,13 +1258,13 @@ TEST(shm_timed_lock_sees_death)
 	ASSERT_OK(reap_shm_create(s, OPTS(.kind = REAP_SHM_I64, .count = 2,
 					  .repair = repair_fn, .repair_ctx = &r), &v));
 	chan_open(&c, v);
-	pid = child(exit_holding_later, &c);
+	pid = test_fork(exit_holding_later, &c);
 	ASSERT_EQ_INT(get_byte(c.up[0]), 'L');
 	/* Waiting with a deadline when the holder dies. */
 	ASSERT_EQ_INT(reap_shm_lock(v, reap_now_ns() + 10000 * MS), REAP_SHM_RECOVERED);
 	ASSERT_EQ_INT(r.calls, 1);
 	reap_shm_unlock(v);
-	ASSERT_EQ_INT(wait_child(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	check_stats(v, 1, 1, false);
 	chan_close(&c);
 	ASSERT_OK(reap_scope_close(s));

@@ -25,20 +25,6 @@ static void noop_cleanup(void *arg)
 	(void)arg;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ASSERT_NOT_NULL(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* Mappings of values' memfds in this process. */
 static int count_maps(void)
 {
@@ -78,7 +64,7 @@ static int sweep(enum op op, const reap_shm_opts *o, int prefill, reap_shm *src)
 			ASSERT_OK(reap_shm_send(sk[1], src));
 		}
 		before = test_snap();
-		fds = count_fds();
+		fds = test_fd_count();
 		maps = count_maps();
 		reap_fault_alloc(n);
 		if (op == OP_CREATE)
@@ -92,7 +78,7 @@ static int sweep(enum op op, const reap_shm_opts *o, int prefill, reap_shm *src)
 			int64_t x;
 
 			ASSERT_NE_PTR(v, SENTINEL);
-			ASSERT_EQ_INT(count_fds(), fds + 1);
+			ASSERT_EQ_INT(test_fd_count(), fds + 1);
 			ASSERT_EQ_INT(count_maps(), maps + 1);
 			if (reap_shm_kind_of(v) == REAP_SHM_I64) {
 				ASSERT_OK(reap_shm_add_i64(v, 0, 1, NULL));
@@ -100,7 +86,7 @@ static int sweep(enum op op, const reap_shm_opts *o, int prefill, reap_shm *src)
 				ASSERT_GE_INT(x, 1);
 			}
 			ASSERT_OK(reap_scope_close(s));
-			ASSERT_EQ_INT(count_fds(), fds);
+			ASSERT_EQ_INT(test_fd_count(), fds);
 			ASSERT_EQ_INT(count_maps(), maps);
 			if (sk[0] >= 0) {
 				close(sk[0]);
@@ -115,7 +101,7 @@ static int sweep(enum op op, const reap_shm_opts *o, int prefill, reap_shm *src)
 		failures++;
 		ASSERT_EQ_PTR(v, SENTINEL);
 		ASSERT_UNCHANGED(before);
-		ASSERT_EQ_INT(count_fds(), fds); /* a received fd is closed too */
+		ASSERT_EQ_INT(test_fd_count(), fds); /* a received fd is closed too */
 		ASSERT_EQ_INT(count_maps(), maps);
 		ASSERT_OK(reap_scope_close(s));
 		if (sk[0] >= 0) {
@@ -129,12 +115,12 @@ static int sweep(enum op op, const reap_shm_opts *o, int prefill, reap_shm *src)
 TEST(oom_shm_create)
 {
 	reap_shm_opts o = {.kind = REAP_SHM_I64, .count = 8, .name = "oom"};
-	int fds = count_fds();
+	int fds = test_fd_count();
 
 	/* memfd, ftruncate, mmap, the handle, the scope's first chunk */
 	ASSERT_GE_INT(sweep(OP_CREATE, &o, 0, NULL), 5);
 	ASSERT_GE_INT(sweep(OP_CREATE, &o, 1, NULL), 4);
-	ASSERT_EQ_INT(count_fds(), fds);
+	ASSERT_EQ_INT(test_fd_count(), fds);
 }
 
 TEST(oom_shm_create_no_lock)
@@ -149,7 +135,7 @@ TEST(oom_shm_attach)
 {
 	reap_scope *s;
 	reap_shm *v;
-	int fds = count_fds();
+	int fds = test_fd_count();
 
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_shm_create(s, (&(reap_shm_opts){.kind = REAP_SHM_I64}), &v));
@@ -157,14 +143,14 @@ TEST(oom_shm_attach)
 	ASSERT_GE_INT(sweep(OP_ATTACH, NULL, 0, v), 4);
 	ASSERT_GE_INT(sweep(OP_ATTACH, NULL, 1, v), 3);
 	ASSERT_OK(reap_scope_close(s));
-	ASSERT_EQ_INT(count_fds(), fds);
+	ASSERT_EQ_INT(test_fd_count(), fds);
 }
 
 TEST(oom_shm_recv)
 {
 	reap_scope *s;
 	reap_shm *v;
-	int fds = count_fds();
+	int fds = test_fd_count();
 
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_shm_create(s, (&(reap_shm_opts){.kind = REAP_SHM_I64,
@@ -173,5 +159,5 @@ TEST(oom_shm_recv)
 	ASSERT_GE_INT(sweep(OP_RECV, NULL, 0, v), 3);
 	ASSERT_GE_INT(sweep(OP_RECV, NULL, 1, v), 2);
 	ASSERT_OK(reap_scope_close(s));
-	ASSERT_EQ_INT(count_fds(), fds);
+	ASSERT_EQ_INT(test_fd_count(), fds);
 }

@@ -34,27 +34,6 @@ static unsigned rnd(unsigned *seed)
 	return (*seed >> 16) & 0x7fff;
 }
 
-static int wait_child(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		ASSERT_EQ_INT(errno, EINTR);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	ASSERT_GE_INT(pid, 0);
-	if (pid == 0)
-		_exit(fn(arg));
-	return pid;
-}
-
 /* ------------------------------------------------------------------ */
 /* counter                                                              */
 
@@ -100,13 +79,13 @@ TEST(stress_shm_counter)
 	ASSERT_OK(reap_shm_create(s, (&(reap_shm_opts){.kind = REAP_SHM_I64, .count = 2,
 							.no_lock = true}), &go));
 	for (long i = 0; i < procs; i++)
-		pid[i] = fork_child(incrementer, v);
+		pid[i] = test_fork(incrementer, v);
 	for (int64_t n = 0; n < procs;)
 		ASSERT_OK(reap_shm_atomic_load(go, 1, &n));
 	t0 = reap_now_ns();
 	ASSERT_OK(reap_shm_atomic_store(go, 0, 1));
 	for (long i = 0; i < procs; i++)
-		ASSERT_EQ_INT(wait_child(pid[i]), 0);
+		ASSERT_EQ_INT(test_wait(pid[i]), 0);
 	ASSERT_OK(reap_shm_get_i64(v, 0, &a));
 	ASSERT_OK(reap_shm_get_i64(v, 1, &b));
 	ASSERT_EQ_INT(a, procs * (increments / 2));
@@ -250,12 +229,12 @@ TEST(stress_shm_kill_holders)
 							.repair = repair}), &v));
 	for (int i = 0; i < NEL; i++)
 		ASSERT_OK(reap_shm_set_i64(v, (size_t)i, TOTAL / NEL));
-	wpid = fork_child(worker, v);
+	wpid = test_fork(worker, v);
 
 	for (long r = 1; r <= kills; r++) {
 		struct victim vc = {v, r, rnd(&seed) * 7919u + (unsigned)r};
 		int64_t holding = 0;
-		pid_t pid = fork_child(victim, &vc);
+		pid_t pid = test_fork(victim, &vc);
 		int rc;
 
 		while (reap_shm_atomic_load(ctl, C_HOLDING, &holding) == 0 &&
@@ -269,7 +248,7 @@ TEST(stress_shm_kill_holders)
 		}
 		spin_ns((uint64_t)(rnd(&seed) % 200) * 1000); /* 0-200 us */
 		ASSERT_OK(kill(pid, SIGKILL));
-		ASSERT_EQ_INT(wait_child(pid), 128 + SIGKILL);
+		ASSERT_EQ_INT(test_wait(pid), 128 + SIGKILL);
 
 		/* By the time we hold the lock the death has been seen, by us
 		 * or by the worker, and repaired. */
@@ -285,7 +264,7 @@ TEST(stress_shm_kill_holders)
 	}
 
 	ASSERT_OK(reap_shm_atomic_store(ctl, C_STOP, 1));
-	ASSERT_EQ_INT(wait_child(wpid), 0);
+	ASSERT_EQ_INT(test_wait(wpid), 0);
 	for (int i = 0; i < C_N; i++)
 		ASSERT_OK(reap_shm_atomic_load(ctl, (size_t)i, &c[i]));
 	reap_shm_stats_get(v, &st);
