@@ -21,6 +21,10 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.tsan-x86_64.a >/dev/null 2>
 # AArch64: a cross compiler and qemu's user-mode emulator
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# the manager's conformance tests: redis-cli, redis-benchmark, redis-server, hiredis
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-server >/dev/null || need+=(redis-server)
+pkg-config --exists hiredis 2>/dev/null || need+=(libhiredis-dev)
 . scripts/need.sh
 need_install "make test" ${need[@]+"${need[@]}"}
 

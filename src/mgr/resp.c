@@ -677,6 +677,11 @@ static inline int reserve(reap__resp_buf *b, size_t n)
 	return grow(b, n);
 }
 
+int reap__resp_reserve(reap__resp_buf *b, size_t n)
+{
+	return reserve(b, n);
+}
+
 int reap__resp_raw(reap__resp_buf *b, const void *p, size_t n)
 {
 	int rc = reserve(b, n);

@@ -139,6 +139,10 @@ REAP_NODISCARD int reap__resp_bignum(reap__resp_buf *b, const char *p, size_t n)
 
 /* Decimal forms, written without snprintf; buf holds at least 24 bytes
  * (ll2str) or 32 (d2str). Returns the length written (no NUL). */
+/* Make room for n more bytes (the limit applies), so that appends of at
+ * most n bytes after it cannot fail: 0, -ENOMEM or -ENOBUFS. */
+int reap__resp_reserve(reap__resp_buf *b, size_t n);
+
 size_t reap__resp_ll2str(char *buf, int64_t v);
 size_t reap__resp_d2str(char *buf, double d);
 
