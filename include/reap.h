@@ -14,5 +14,6 @@
 #include "reap/loop.h"
 #include "reap/proc.h"
 #include "reap/shm.h"
+#include "reap/mgr.h"
 
 #endif /* REAP_H */

@@ -99,6 +99,10 @@ typedef struct reap_proc_opts {
 				   * "fn" */
 	int term_signal;          /* sent at close; default SIGTERM */
 	uint64_t grace_ns;        /* before SIGKILL; default 2 s */
+	int death_signal;         /* what the lifeline sends when the parent
+				   * process dies; default SIGKILL. A child
+				   * that must clean up (remove its files)
+				   * asks for SIGTERM and handles it */
 	bool detach;              /* do not die when the parent process dies
 				   * (the owner's close still stops it: a
 				   * child that must outlive its owner is

@@ -140,7 +140,8 @@ static void arm_lifeline(struct request *r, int efd)
 			child_fail(efd, errno);
 		close(r->life[0]);
 	}
-	if (fcntl(lf, F_SETOWN, getpid()) != 0 || fcntl(lf, F_SETSIG, SIGKILL) != 0 ||
+	if (fcntl(lf, F_SETOWN, getpid()) != 0 ||
+	    fcntl(lf, F_SETSIG, r->o->death_signal ? r->o->death_signal : SIGKILL) != 0 ||
 	    fcntl(lf, F_SETFL, O_ASYNC) != 0)
 		child_fail(efd, errno);
 	/* The parent may have died before O_ASYNC was set: then the pipe is
@@ -402,7 +403,8 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 		    (sd->mode == REAP_STDIO_FD && sd->fd < 0))
 			return -EINVAL;
 	}
-	if (o->term_signal < 0 || o->term_signal >= NSIG)
+	if (o->term_signal < 0 || o->term_signal >= NSIG ||
+	    o->death_signal < 0 || o->death_signal >= NSIG)
 		return -EINVAL;
 	pthread_once(&layer_once, layer_init);
 	if (o->argv != NULL && (rc = resolve(o->argv[0], o->envp, path, sizeof path)) < 0)

@@ -192,6 +192,8 @@ TEST(bad_input)
 	ASSERT_EQ_INT(reap_proc_spawn(NULL, OPTS(.argv = argv,
 							       .term_signal = 999), &p),
 		      -EINVAL);
+	ASSERT_EQ_INT(reap_proc_spawn(NULL, OPTS(.argv = argv, .death_signal = -1), &p),
+		      -EINVAL);
 	ASSERT_NULL(p);
 	END();
 }
