@@ -38,6 +38,8 @@ command -v g++ >/dev/null || need+=(g++)
 have_lib gobject-2.0 libglib2.0-dev || need+=(libglib2.0-dev)
 have_lib libuv libuv1-dev || need+=(libuv1-dev)
 [ -x /usr/bin/python3 ] || need+=(python3) # Debian's, for the Python peers
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v redis-server >/dev/null || need+=(redis-server)
 . scripts/need.sh
 need_install "make bench" ${need[@]+"${need[@]}"}
 
