@@ -257,8 +257,17 @@ static void dispatch(reap_loop *loop, struct reap__poll_event *ev, int n)
 		reap_task *t = fd < loop->nfdw ? loop->fdw[fd] : NULL;
 		unsigned r = 0;
 
-		if (t == NULL || t->state != T_WAITING || t->wait_fd != fd)
-			continue; /* a one-shot left armed by a wait that ended */
+		if (t == NULL || t->state != T_WAITING || t->wait_fd != fd) {
+			/* A one-shot left armed by a wait that ended, which
+			 * disarmed itself; or a kept fd, whose level-triggered
+			 * interest would report it on every poll: off until
+			 * the next wait. */
+			if (fd < loop->nfdw && (loop->fdk[fd] & FDK_KEPT)) {
+				(void)reap__poll_set(&loop->poll, fd, 0, NULL);
+				loop->fdk[fd] = FDK_KEPT;
+			}
+			continue;
+		}
 		if (ev[i].events & REAP__POLL_READ)
 			r |= REAP_READ;
 		if (ev[i].events & REAP__POLL_WRITE)
@@ -321,6 +330,7 @@ static void turn(reap_loop *loop, int block)
 	int k;
 
 	loop->now_ms = reap__now_ms();
+	loop->turns++;
 	/* Run the tasks ready now, and up to TURN_EXTRA of those they make
 	 * ready (a spawned task, a woken joiner), before I/O is looked at
 	 * again: a task that yields in a loop cannot starve the others. */
@@ -809,6 +819,8 @@ static int loop_shut(reap_loop *loop)
 	reap__timers_fini(&loop->timers);
 	reap_free(loop->fdw);
 	loop->fdw = NULL;
+	reap_free(loop->fdk);
+	loop->fdk = NULL;
 	loop->closed = 1;
 	if (this_loop == loop)
 		this_loop = NULL;
@@ -1414,19 +1426,72 @@ int reap_yield_at(const reap_site *site)
 	return interrupted(t); /* a cancellation that came meanwhile */
 }
 
+_Static_assert((unsigned)REAP_READ == (unsigned)REAP__POLL_READ &&
+	       (unsigned)REAP_WRITE == (unsigned)REAP__POLL_WRITE,
+	       "reap_wait_fd()'s events are the poller's");
+
+/* Make room for fd in fdw and fdk. A failure leaves nfdw as it was (fdw
+ * may have grown already: harmless). */
 static int grow_fdw(reap_loop *loop, int fd)
 {
 	int n = loop->nfdw ? loop->nfdw : 64;
 	reap_task **w;
+	unsigned char *k;
 
 	while (n <= fd)
 		n *= 2;
 	if ((w = reap_realloc(loop->fdw, (size_t)n * sizeof *w)) == NULL)
 		return -ENOMEM;
-	memset(w + loop->nfdw, 0, (size_t)(n - loop->nfdw) * sizeof *w);
 	loop->fdw = w;
+	if ((k = reap_realloc(loop->fdk, (size_t)n)) == NULL)
+		return -ENOMEM;
+	loop->fdk = k;
+	memset(w + loop->nfdw, 0, (size_t)(n - loop->nfdw) * sizeof *w);
+	memset(k + loop->nfdw, 0, (size_t)(n - loop->nfdw));
 	loop->nfdw = n;
 	return 0;
+}
+
+int reap__loop_fd_keep(int fd)
+{
+	reap_task *t = reap__task_cur();
+	reap_loop *loop;
+	int rc;
+
+	if (t == NULL || fd < 0)
+		return -EINVAL;
+	loop = t->loop;
+	if (fd == loop->poll.fd || fd == loop->poll.wake_rd || fd == loop->poll.wake_wr)
+		return -EINVAL;
+	if (fd >= loop->nfdw && (rc = grow_fdw(loop, fd)) < 0)
+		return rc;
+	/* Interest unknown: a one-shot may be left from an earlier wait;
+	 * the first wait replaces it. */
+	if (!(loop->fdk[fd] & FDK_KEPT))
+		loop->fdk[fd] = FDK_KEPT;
+	return 0;
+}
+
+void reap__loop_fd_forget(int fd)
+{
+	reap_task *t = reap__task_cur();
+	reap_loop *loop;
+	unsigned on;
+
+	if (t == NULL || fd < 0 || fd >= t->loop->nfdw)
+		return;
+	loop = t->loop;
+	if (!(loop->fdk[fd] & FDK_KEPT))
+		return;
+	on = loop->fdk[fd] & ~FDK_KEPT;
+	loop->fdk[fd] = 0;
+	if (on == 0)
+		return;
+	/* A task waiting meanwhile is woken by a one-shot, as if fd had
+	 * never been kept; otherwise nothing is left registered. */
+	if (loop->fdw[fd] == NULL ||
+	    reap__poll_arm(&loop->poll, fd, on, NULL) < 0)
+		(void)reap__poll_set(&loop->poll, fd, 0, NULL);
 }
 
 int reap_wait_fd_at(int fd, unsigned events, uint64_t deadline_ns,
@@ -1462,8 +1527,18 @@ int reap_wait_fd_at(int fd, unsigned events, uint64_t deadline_ns,
 		return reap_raisef_at(site, -EEXIST, "reap_wait_fd(): task \"%s\" "
 				      "waits on fd %d already", loop->fdw[fd]->name,
 				      fd);
-	if ((rc = reap__poll_arm(&loop->poll, fd, events, NULL)) < 0)
+	if (loop->fdk[fd] & FDK_KEPT) {
+		/* Left on after the wait: see reap__loop_fd_keep(). */
+		if ((loop->fdk[fd] & ~FDK_KEPT) != events) {
+			if ((rc = reap__poll_set(&loop->poll, fd, events, NULL)) < 0) {
+				loop->fdk[fd] = FDK_KEPT;
+				return rc;
+			}
+			loop->fdk[fd] = (unsigned char)(FDK_KEPT | events);
+		}
+	} else if ((rc = reap__poll_arm(&loop->poll, fd, events, NULL)) < 0) {
 		return rc;
+	}
 	loop->fdw[fd] = t;
 	t->wait_fd = fd;
 	loop->fd_waits++;

@@ -19,6 +19,11 @@
 #define GROUP_MAGIC 0x6a0b6a0bu
 #define DEAD_MAGIC 0xdeadbeefu
 
+/* loop->fdk[fd]: fd is kept (reap__loop_fd_keep()), with the level-
+ * triggered interest it has on in the low bits (REAP_READ | REAP_WRITE;
+ * 0 when off, or unknown just after the keep). */
+#define FDK_KEPT 0x80u
+
 /* A task's state, as reap_task_state. */
 enum { T_READY = 0, T_RUNNING = 1, T_WAITING = 2, T_DONE = 3 };
 
@@ -128,10 +133,12 @@ struct reap_loop {
 	uint64_t next_num;
 
 	unsigned skipped;  /* turns without a poll while tasks were ready */
+	uint64_t turns;    /* turns so far (the tests watch for spinning) */
 	uint32_t now_ms;   /* reap__now_ms() at the start of the turn */
 	uint64_t block_until; /* turn() blocks no later (a join's deadline) */
 	reap_task **fdw;   /* the task waiting on each fd */
-	int nfdw;
+	unsigned char *fdk; /* each fd's registration: FDK_KEPT | interest on */
+	int nfdw;          /* of both */
 	unsigned fd_waits;
 
 	/* reap_to_thread() */
@@ -166,6 +173,27 @@ int reap__park(reap_task *t, uint64_t deadline, const char *what,
 	       const reap_site *site);
 void reap__wake(reap_task *t, int rc);
 reap_loop *reap__loop_of_thread(void);
+
+/*
+ * A kept fd: a persistent, level-triggered registration with the calling
+ * task's loop, for an fd whose owner promises to forget it before closing
+ * it. reap_wait_fd() on a kept fd leaves its interest enabled when the
+ * wait ends, so that the next wait for the same events costs no system
+ * call; the loop disables it (one call) if the fd becomes ready while no
+ * task waits on it, and the next wait enables it again. Cancellation,
+ * deadlines and -EEXIST are those of any wait. Not-kept fds are armed
+ * one-shot on each wait, as before.
+ *
+ * reap__loop_fd_keep(): 0 (kept already: 0 too), or -EINVAL (not in a
+ * task, fd < 0, or the poller's own), -ENOMEM (nothing changed).
+ * reap__loop_fd_forget(): removes the interest; must come before close(fd)
+ * and from a task of the same loop; a task still waiting on fd keeps its
+ * wait (as a one-shot). Closing a kept fd unforgotten is a bug: a later
+ * fd of the same number could wait for ever.
+ * Thread safety: a task of the loop.
+ */
+int reap__loop_fd_keep(int fd);
+void reap__loop_fd_forget(int fd);
 
 static inline reap_task *reap__task_cur(void)
 {

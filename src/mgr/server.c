@@ -48,6 +48,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "../loop/loop_internal.h"
 #include "auth.h"
 #include "db.h"
 
@@ -92,6 +93,7 @@ struct conn {
 	conn *bnext, *bprev;          /* srv->blocked */
 	int fd;
 	bool is_unix, authed, in_blocked;
+	bool kept;                    /* fd kept with the loop: forget before close */
 	pid_t pid;
 	reap__mgr_sess *sess;
 	reap__resp_req req;
@@ -955,6 +957,8 @@ static void conn_free(conn *c)
 	if (!c->authed)
 		ctr_add(&srv->unauthed, -1);
 	ctr_add(&srv->clients, -1);
+	if (c->kept)
+		reap__loop_fd_forget(c->fd);
 	close(c->fd);
 	reap__resp_req_fini(&c->req);
 	reap__resp_buf_fini(&c->out);
@@ -965,6 +969,9 @@ static void conn_free(conn *c)
 static int conn_task(void *arg, void **result)
 {
 	conn *c = arg;
+	/* A persistent interest: no epoll_ctl per request. Without it
+	 * (no memory), each wait arms a one-shot, which works as well. */
+	c->kept = reap__loop_fd_keep(c->fd) == 0;
 	(void)conn_serve(c);
 	conn_free(c);
 	return 0; /* one client's end is never the group's failure */

@@ -16,10 +16,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../runner.h"
 #include "../../src/loop/ctx.h"
+#include "../../src/loop/loop_internal.h"
 
 #define MS 1000000ull
 
@@ -2452,4 +2454,285 @@ TEST(loop_join_outside_task_deadline_times_out_and_stays_joinable)
 	reap_task_cancel(t);
 	ASSERT_EQ_INT(reap_task_join(t, NULL), -ECANCELED);
 	close_loop();
+}
+
+/* ------------------------------------------------------------------ */
+/* Kept fds (reap__loop_fd_keep)                                        */
+
+static int sock_pair(int sv[2])
+{
+	return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv);
+}
+
+/* Read exactly n bytes from a kept fd, waiting when it is empty. */
+static void kept_read(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		ASSERT_TRUE(r < 0 && errno == EAGAIN);
+		ASSERT_EQ_INT(reap_wait_fd(fd, REAP_READ, reap_now_ns() + 5000 * MS), REAP_READ);
+	}
+}
+
+static int echo_server(void *arg, void **result)
+{
+	int fd = *(int *)arg;
+
+	(void)result;
+	ASSERT_OK(reap__loop_fd_keep(fd));
+	for (uint32_t i = 0; i < 1000; i++) {
+		uint32_t x, y;
+
+		kept_read(fd, &x, sizeof x);
+		ASSERT_EQ_INT(x, i);
+		y = x * 2 + 1;
+		ASSERT_EQ_INT(write(fd, &y, sizeof y), (long long)sizeof y);
+	}
+	reap__loop_fd_forget(fd);
+	return 0;
+}
+
+static int main_kept_round_trips(void *arg, void **result)
+{
+	int sv[2];
+	reap_task *t;
+
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(sock_pair(sv), 0);
+	ASSERT_OK(reap_task_spawn(NULL, echo_server, &sv[1], &t));
+	ASSERT_OK(reap__loop_fd_keep(sv[0]));
+	ASSERT_OK(reap__loop_fd_keep(sv[0])); /* twice: no change */
+	for (uint32_t i = 0; i < 1000; i++) {
+		uint32_t y;
+
+		ASSERT_EQ_INT(write(sv[0], &i, sizeof i), (long long)sizeof i);
+		kept_read(sv[0], &y, sizeof y);
+		ASSERT_EQ_INT(y, i * 2 + 1);
+	}
+	ASSERT_OK(reap_task_join(t, NULL));
+	reap__loop_fd_forget(sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+TEST(loop_kept_fd_round_trips)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_kept_round_trips, NULL));
+	close_loop();
+}
+
+static int write_later(void *arg, void **result)
+{
+	int fd = *(int *)arg;
+
+	(void)result;
+	ASSERT_OK(reap_sleep(5 * MS));
+	ASSERT_EQ_INT(write(fd, "x", 1), 1);
+	return 0;
+}
+
+/* Sleep 50 ms while fd is ready and nobody waits on it: the loop must
+ * not spin (a level-triggered interest left on would report it on every
+ * poll). Then the next wait returns at once. */
+static void kept_idle_then_wait(int fd)
+{
+	uint64_t turns0 = T_loop->turns, t0;
+	char c;
+
+	ASSERT_OK(reap_sleep(50 * MS));
+	ASSERT_LT_INT(T_loop->turns - turns0, 20);
+	t0 = reap_now_ns();
+	ASSERT_EQ_INT(reap_wait_fd(fd, REAP_READ, REAP_FOREVER), REAP_READ);
+	ASSERT_LT_INT(ms_since(t0), 20);
+	ASSERT_EQ_INT(read(fd, &c, 1), 1);
+	ASSERT_EQ_INT(c, 'x');
+}
+
+static int main_kept_busy(void *arg, void **result)
+{
+	int sv[2];
+	reap_task *t;
+	char c;
+
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(sock_pair(sv), 0);
+	ASSERT_OK(reap__loop_fd_keep(sv[0]));
+	/* One round, so that the interest is on. */
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, REAP_FOREVER), REAP_READ);
+	ASSERT_EQ_INT(read(sv[0], &c, 1), 1);
+	ASSERT_OK(reap_task_join(t, NULL));
+	/* The next byte arrives while this task sleeps. */
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
+	kept_idle_then_wait(sv[0]);
+	ASSERT_OK(reap_task_join(t, NULL));
+	/* Again, now that the loop turned the interest off and on. */
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
+	kept_idle_then_wait(sv[0]);
+	ASSERT_OK(reap_task_join(t, NULL));
+	reap__loop_fd_forget(sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+TEST(loop_kept_fd_ready_while_busy_does_not_spin)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_kept_busy, NULL));
+	close_loop();
+}
+
+static int kept_waiter(void *arg, void **result)
+{
+	struct fdw *w = arg;
+
+	(void)result;
+	w->rc = reap_wait_fd(w->fd, REAP_READ, REAP_FOREVER);
+	return 0;
+}
+
+static int main_kept_cancel_deadline(void *arg, void **result)
+{
+	int sv[2];
+	struct fdw w1, w2;
+	reap_task *t1, *t2;
+	uint64_t t0;
+
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(sock_pair(sv), 0);
+	ASSERT_OK(reap__loop_fd_keep(sv[0]));
+	/* Cancelled while waiting; a second waiter meanwhile is -EEXIST. */
+	w1 = (struct fdw){sv[0], 1};
+	w2 = (struct fdw){sv[0], 1};
+	ASSERT_OK(reap_task_spawn(NULL, kept_waiter, &w1, &t1));
+	ASSERT_OK(reap_sleep(2 * MS));
+	ASSERT_OK(reap_task_spawn(NULL, kept_waiter, &w2, &t2));
+	ASSERT_OK(reap_task_join(t2, NULL));
+	ASSERT_EQ_INT(w2.rc, -EEXIST);
+	reap_task_cancel(t1);
+	ASSERT_OK(reap_task_join(t1, NULL));
+	ASSERT_EQ_INT(w1.rc, -ECANCELED);
+	/* A deadline. */
+	t0 = reap_now_ns();
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, t0 + 10 * MS), -ETIMEDOUT);
+	ASSERT_GE_INT(reap_now_ns() - t0, 10 * MS);
+	/* Within a deadline region. */
+	{
+		reap_deadline d;
+
+		reap_deadline_begin(&d, reap_now_ns() + 5 * MS);
+		ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, REAP_FOREVER), -ETIMEDOUT);
+		ASSERT_EQ_INT(reap_deadline_end(&d), -ETIMEDOUT);
+	}
+	/* The interest those waits left on does not make the loop spin
+	 * once data comes, and the next wait sees it. */
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t1));
+	kept_idle_then_wait(sv[0]);
+	ASSERT_OK(reap_task_join(t1, NULL));
+	/* Waiting for writing, then reading again: the interest changes. */
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_WRITE, REAP_FOREVER), REAP_WRITE);
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, reap_now_ns() + 3 * MS), -ETIMEDOUT);
+	reap__loop_fd_forget(sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+TEST(loop_kept_fd_cancel_and_deadline)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_kept_cancel_deadline, NULL));
+	close_loop();
+}
+
+static int main_kept_reuse(void *arg, void **result)
+{
+	int sv[2], nv[2], old;
+	reap_task *t;
+	char c;
+
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(sock_pair(sv), 0);
+	ASSERT_OK(reap__loop_fd_keep(sv[0]));
+	ASSERT_EQ_INT(write(sv[1], "x", 1), 1);
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, REAP_FOREVER), REAP_READ);
+	ASSERT_EQ_INT(read(sv[0], &c, 1), 1);
+	old = sv[0];
+	reap__loop_fd_forget(sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	/* The number comes back for a new socket, unkept: one-shot waits. */
+	ASSERT_EQ_INT(sock_pair(nv), 0);
+	ASSERT_EQ_INT(nv[0], old);
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
+	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
+	ASSERT_OK(reap_task_join(t, NULL));
+	ASSERT_EQ_INT(read(nv[0], &c, 1), 1);
+	/* Kept again. */
+	ASSERT_OK(reap__loop_fd_keep(nv[0]));
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
+	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
+	ASSERT_OK(reap_task_join(t, NULL));
+	ASSERT_EQ_INT(read(nv[0], &c, 1), 1);
+	reap__loop_fd_forget(nv[0]);
+	close(nv[0]);
+	close(nv[1]);
+	/* And a third time, kept from the start. */
+	ASSERT_EQ_INT(sock_pair(nv), 0);
+	ASSERT_EQ_INT(nv[0], old);
+	ASSERT_OK(reap__loop_fd_keep(nv[0]));
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
+	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
+	ASSERT_OK(reap_task_join(t, NULL));
+	reap__loop_fd_forget(nv[0]);
+	close(nv[0]);
+	close(nv[1]);
+	return 0;
+}
+
+TEST(loop_kept_fd_forget_close_reuse)
+{
+	open_loop(NULL);
+	ASSERT_OK(run_main(main_kept_reuse, NULL));
+	close_loop();
+}
+
+static int main_kept_bad(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ASSERT_EQ_INT(reap__loop_fd_keep(-1), -EINVAL);
+	ASSERT_EQ_INT(reap__loop_fd_keep(T_loop->poll.fd), -EINVAL);
+	reap__loop_fd_forget(-1);
+	reap__loop_fd_forget(1000000); /* never kept: nothing */
+	return 0;
+}
+
+TEST(loop_kept_fd_bad_input)
+{
+	int sv[2];
+
+	ASSERT_EQ_INT(sock_pair(sv), 0);
+	ASSERT_EQ_INT(reap__loop_fd_keep(sv[0]), -EINVAL); /* no task */
+	reap__loop_fd_forget(sv[0]);
+	open_loop(NULL);
+	ASSERT_EQ_INT(reap__loop_fd_keep(sv[0]), -EINVAL); /* a loop, no task */
+	ASSERT_OK(run_main(main_kept_bad, NULL));
+	close_loop();
+	close(sv[0]);
+	close(sv[1]);
 }
