@@ -276,7 +276,7 @@ REAP_API void reap_task_cancel(reap_task *t) REAP_NONNULL(1);
 REAP_API reap_task *reap_task_self(void);
 
 /* The task's name ("task#<n>" unless named). Ownership: borrowed, valid
- * while the handle is. */
+ * while the handle is. Thread safety: the loop's thread. */
 REAP_API const char *reap_task_name(const reap_task *t) REAP_NONNULL(1);
 
 /* ------------------------------------------------------------------ */

@@ -70,15 +70,17 @@ REAP_API REAP_NODISCARD int reap_mgr_start_at(reap_scope *s,
  * m's string, valid until m's owner closes. Thread safety: any thread. */
 REAP_API const char *reap_mgr_address(const reap_mgr *m) REAP_NONNULL(1);
 
-/* The manager's process. Thread safety: any thread. */
+/* The manager's process. Ownership: m's, closed with m; do not close
+ * it. Thread safety: any thread. */
 REAP_API reap_proc *reap_mgr_proc(reap_mgr *m) REAP_NONNULL(1);
 
 /*
  * Shut the manager down now, as its owner's close would: SIGTERM (it
  * disconnects every client and removes its socket), the grace period,
  * SIGKILL if need be, reaped. Returns 0, or -ECANCELED if the calling
- * task was cancelled meanwhile (the manager is then killed). m stays
- * owned by its scope until that closes. Thread safety: owner thread of
+ * task was cancelled meanwhile (the manager is then killed).
+ * Ownership: borrows m, which stays owned by its scope until that
+ * closes. Thread safety: owner thread of
  * m's scope.
  */
 REAP_API int reap_mgr_shutdown(reap_mgr *m) REAP_NONNULL(1);

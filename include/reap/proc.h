@@ -172,28 +172,32 @@ REAP_API int reap_proc_wait(reap_proc *p, uint64_t deadline_ns,
  * Stop p now as its owner's close would: the termination signal, the
  * grace period, SIGKILL, reaped; *st (may be NULL) says how it ended.
  * Returns 0, or -ECANCELED if the calling task was cancelled during the
- * grace period (p is then killed at once and reaped). p stays owned by
- * its scope until that closes. Thread safety: owner thread of p's scope.
+ * grace period (p is then killed at once and reaped). Ownership:
+ * borrows p, which stays owned by its scope until that closes. Thread
+ * safety: owner thread of p's scope.
  */
 REAP_API int reap_proc_stop(reap_proc *p, reap_proc_status *st) REAP_NONNULL(1);
 
 /* Send sig to p, unless it has been reaped (then -ESRCH: a pidfd never
- * reaches a recycled pid). Thread safety: any thread. */
+ * reaches a recycled pid). Ownership: borrows p. Thread safety: any
+ * thread while p's owner is open. */
 REAP_API int reap_proc_signal(reap_proc *p, int sig) REAP_NONNULL(1);
 
 /* p's pid, its pidfd (p keeps it; do not close it; poll it for
  * readability to learn that p has ended; -1 once p is reaped, when reap
  * closes it, and its lifeline, at once), and the parent's end of a
  * REAP_STDIO_PIPE stream (which: 0-2; -1 if that stream is no pipe).
- * The pipe ends are p's and close with it; they are close-on-exec and
- * blocking. Thread safety: any thread. */
+ * Ownership: borrows p; the pidfd and pipe ends are p's and close with
+ * it; they are close-on-exec and blocking. Thread safety: any thread
+ * while p's owner is open. */
 REAP_API pid_t reap_proc_pid(const reap_proc *p) REAP_NONNULL(1);
 REAP_API int reap_proc_pidfd(const reap_proc *p) REAP_NONNULL(1);
 REAP_API int reap_proc_stdio(const reap_proc *p, int which) REAP_NONNULL(1);
 
 /* Close the parent's end of p's stream which now (the way to send end
  * of file to a child's stdin); a no-op if it is no pipe or is closed.
- * Thread safety: owner thread of p's scope. */
+ * Ownership: borrows p; the fd it closed was p's. Thread safety: owner
+ * thread of p's scope. */
 REAP_API void reap_proc_stdio_close(reap_proc *p, int which) REAP_NONNULL(1);
 
 /* ------------------------------------------------------------------ */
@@ -223,7 +227,8 @@ REAP_API REAP_NODISCARD int reap_atfork_at(reap_scope *s, reap_fork_fn prepare,
 /* In a child made by fork(): the parent's pid as it was at the fork,
  * and how many of its resources (scopes and cleanups in them, objects)
  * the child inherited and will not close. 0 and 0 in a process that
- * was not forked from a reap process. Thread safety: any thread. */
+ * was not forked from a reap process. Ownership: nothing is taken or
+ * returned. Thread safety: any thread. */
 REAP_API pid_t reap_fork_parent(void);
 REAP_API size_t reap_fork_inherited(void);
 

@@ -168,7 +168,8 @@ REAP_API void reap_shm_set_repair(reap_shm *v, reap_shm_repair_fn fn,
 				  void *ctx) REAP_NONNULL(1);
 
 /* Deaths of lock holders seen and repairs that succeeded, over every
- * process, since v was created. Thread safety: any thread. */
+ * process, since v was created. Ownership: borrows v; *st is the
+ * caller's. Thread safety: any thread. */
 typedef struct reap_shm_stats {
 	uint64_t owner_deaths;
 	uint64_t repairs;
@@ -199,7 +200,8 @@ REAP_API int reap_shm_add_i64(reap_shm *v, size_t i, int64_t delta,
 			      int64_t *out) REAP_NONNULL(1);
 
 /* The same for F64 elements (a locked value only: -EINVAL without a
- * lock, since double has no atomic add). */
+ * lock, since double has no atomic add). Ownership: borrows v. Thread
+ * safety: any thread of any process. */
 REAP_API int reap_shm_get_f64(reap_shm *v, size_t i, double *out)
 	REAP_NONNULL(1, 3);
 REAP_API int reap_shm_set_f64(reap_shm *v, size_t i, double x) REAP_NONNULL(1);

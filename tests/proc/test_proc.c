@@ -799,3 +799,32 @@ TEST(oom_sweep)
 	}
 	END();
 }
+
+TEST(oom_sweep_atfork)
+{
+	int done = 0;
+
+	BEGIN();
+	for (long n = 1; !done && n < 50; n++) {
+		reap_scope *s;
+		reap_cleanup *h = (reap_cleanup *)&h;
+		struct test_snap snap;
+		int rc;
+
+		ASSERT_OK(reap_scope_open(NULL, &s));
+		snap = test_snap();
+		reap_fault_alloc(n);
+		rc = reap_atfork(s, hk_prep1, hk_par1, NULL, NULL, &h);
+		test_fault_disarm();
+		if (rc == 0) {
+			done = 1;
+		} else {
+			ASSERT_EQ_INT(rc, -ENOMEM);
+			ASSERT_EQ_PTR(h, (reap_cleanup *)&h);
+			ASSERT_UNCHANGED(snap);
+		}
+		ASSERT_OK(reap_scope_close(s));
+	}
+	ASSERT_TRUE(done);
+	END();
+}
