@@ -190,6 +190,12 @@ static inline struct timespec reap__timespec(uint64_t ns)
 	return t;
 }
 
+/* a + b, or UINT64_MAX (REAP_FOREVER) when that overflows: deadlines. */
+static inline uint64_t reap__add_sat(uint64_t a, uint64_t b)
+{
+	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 /* Intrusive doubly linked lists through the link fields p and n of their
  * nodes, kept as a head pointer (LIST_UNLINK) or a (head, tail) pair
  * (DLIST_APPEND, DLIST_UNLINK, which also clears x's links). */

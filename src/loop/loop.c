@@ -1396,7 +1396,7 @@ int reap_sleep_at(uint64_t ns, const reap_site *site)
 	if (ns == 0)
 		return reap_yield_at(site); /* as asyncio.sleep(0): no timer */
 	at = reap_now_ns();
-	at = ns >= REAP_FOREVER - at ? REAP_FOREVER : at + ns;
+	at = reap__add_sat(at, ns);
 	rc = reap__park(t, at, "sleep", site);
 	return rc == W_OWN ? 0 : rc;
 }

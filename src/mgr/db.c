@@ -98,6 +98,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../base/internal.h"
+#include "../obj/obj_internal.h"
 #include "db.h"
 
 #define NS_PER_MS 1000000ull
@@ -257,10 +259,7 @@ static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
 		h ^= w * 0xbf58476d1ce4e5b9ull;
 		h = rotl64(h, 29) * 0x94d049bb133111ebull;
 	}
-	h ^= h >> 32;
-	h *= 0xd6e8feb86659fd93ull;
-	h ^= h >> 32;
-	return h;
+	return reap__mix64(h); /* the finalizer the object keys use */
 }
 
 static struct slot *tab_find(const struct tab *t, const char *k, size_t n,
@@ -361,9 +360,12 @@ static void *dup_bytes(const void *p, size_t n)
 	return d;
 }
 
+/* A deadline a + b that stays a deadline: REAP_FOREVER means none. */
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
-	return b > REAP_FOREVER - 1 - a ? REAP_FOREVER - 1 : a + b;
+	uint64_t t = reap__add_sat(a, b);
+
+	return t == REAP_FOREVER ? REAP_FOREVER - 1 : t;
 }
 
 /* Redis's string2ll: no spaces, no '+', no leading zeros, fits int64. */

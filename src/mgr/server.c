@@ -92,7 +92,7 @@ struct conn {
 	conn *next, *prev;            /* srv->conns */
 	conn *bnext, *bprev;          /* srv->blocked */
 	int fd;
-	bool is_unix, authed, in_blocked;
+	bool authed, in_blocked;
 	bool kept;                    /* fd kept with the loop: forget before close */
 	pid_t pid;
 	reap__mgr_sess *sess;
@@ -715,12 +715,7 @@ static void blocked_del(conn *c)
 	reap__mgr_server *srv = c->srv;
 	if (!c->in_blocked)
 		return;
-	if (c->bprev)
-		c->bprev->bnext = c->bnext;
-	else
-		srv->blocked = c->bnext;
-	if (c->bnext)
-		c->bnext->bprev = c->bprev;
+	LIST_UNLINK(srv->blocked, c, bprev, bnext);
 	c->in_blocked = false;
 	srv->nblocked--;
 }
@@ -776,7 +771,7 @@ static int conn_block(conn *c, int argc, const reap__resp_arg *argv,
 			ret = r; /* -ECANCELED: the server stops */
 			break;
 		}
-		ctr_add(&srv->dispatched, 1);
+		/* A retry, not a new command: counted once, by dispatch(). */
 		r = reap__mgr_exec(srv->db, c->sess, argc, argv, timed_out, &c->out, blk);
 		if (r != REAP__MGR_BLOCKED) {
 			ret = r;
@@ -946,12 +941,7 @@ static void conn_free(conn *c)
 	reap__mgr_server *srv = c->srv;
 
 	blocked_del(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_UNLINK(srv->conns, c, prev, next);
 	if (c->sess)
 		reap__mgr_sess_close(srv->db, c->sess);
 	if (!c->authed)
@@ -1026,7 +1016,6 @@ static void accept_conn(reap__mgr_server *srv, int fd, bool is_unix)
 	}
 	c->srv = srv;
 	c->fd = fd;
-	c->is_unix = is_unix;
 	c->pid = pid;
 	c->authed = !srv->has_key;
 	c->start_ns = c->last_ns = reap_now_ns();

@@ -111,10 +111,6 @@ struct request {
 	int life[2];          /* the lifeline, or -1 (detached) */
 	int in_task;          /* forked in a loop task: fn gets a new stack */
 	pid_t parent;
-	/* answer */
-	pid_t pid;
-	int pidfd;
-	int err;
 };
 
 static REAP_NORETURN void child_fail(int fd, int err)
@@ -133,9 +129,10 @@ static void arm_lifeline(struct request *r, int efd)
 	struct pollfd pfd;
 	int lf = r->life[0];
 
-	/* The write end: this child's copy was closed by the at-fork hook,
-	 * with every other proc's. */
-	if (lf <= 2) { /* keep it off the standard streams */
+	/* Only the read end is ours: this child's copy of the write end
+	 * was closed by the at-fork hook, with every other proc's. The
+	 * read end moves off the standard streams. */
+	if (lf <= 2) {
 		if ((lf = fcntl(lf, F_DUPFD_CLOEXEC, 3)) < 0)
 			child_fail(efd, errno);
 		close(r->life[0]);
@@ -248,37 +245,33 @@ static REAP_NORETURN void child_run(struct request *r)
 	_exit(status != 0 ? status : f.code & 0xff);
 }
 
-/* Fork the child of r and hold it by a pidfd. */
-static void fork_child(struct request *r)
+/* Fork the child of r and hold it by a pidfd: p's pid and pidfd, or a
+ * negative errno with no child left. */
+static int fork_child(struct request *r, reap_proc *p)
 {
 	pid_t pid;
+	int e;
 
-	if (reap__fault_point()) {
-		r->err = -ENOMEM;
-		return;
-	}
+	if (reap__fault_point())
+		return -ENOMEM;
 	pid = fork();
-	if (pid < 0) {
-		r->err = errno == ENOMEM ? -ENOMEM : -EAGAIN;
-		return;
-	}
+	if (pid < 0)
+		return errno == ENOMEM ? -ENOMEM : -EAGAIN;
 	if (pid == 0)
 		child_run(r);
-	r->pid = pid;
-	r->pidfd = reap__fault_point() ? (errno = ENOMEM, -1)
+	/* pidfd_open() makes it close-on-exec. */
+	p->pidfd = reap__fault_point() ? (errno = ENOMEM, -1)
 		   : (int)syscall(SYS_pidfd_open, pid, 0);
-	if (r->pidfd < 0) {
-		int e = errno;
-
-		/* Without a pidfd we cannot hold it: it must not stay. */
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		r->err = e == EMFILE || e == ENFILE ? -e : -ENOMEM;
-		return;
+	if (p->pidfd >= 0) {
+		p->pid = pid;
+		return 0;
 	}
-	/* Close-on-exec: other children must not inherit it. */
-	(void)fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
+	e = errno;
+	/* Without a pidfd we cannot hold it: it must not stay. */
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return e == EMFILE || e == ENFILE ? -e : -ENOMEM;
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,7 +462,6 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 		reg_add(p);
 	}
 	r.parent = getpid();
-	r.pidfd = -1;
 	r.in_task = reap__ts()->task != NULL;
 	/* Output buffered in stdout would otherwise be written by both
 	 * processes (a fn child flushes the standard streams at its exit).
@@ -480,9 +472,9 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 		fflush(stdout);
 	if (__fpending(stderr) > 0)
 		fflush(stderr);
-	fork_child(&r);
+	rc = fork_child(&r, p);
 	close_fd(&r.life[0]);
-	if ((rc = r.err) < 0)
+	if (rc < 0)
 		goto fail_fds;
 
 	/* The child has its copies; the parent keeps only its own ends. */
@@ -494,8 +486,6 @@ int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
 			close_fd(&fds[i][0]);
 		}
 	}
-	p->pid = r.pid;
-	p->pidfd = r.pidfd;
 	if (o->argv != NULL) {
 		close_fd(&r.errpipe[1]);
 		/* EOF: the exec happened; an errno: it did not. */
@@ -561,7 +551,6 @@ static void decode(const siginfo_t *si, reap_proc_status *st)
 	}
 }
 
-/* Reap p if it has ended; 1 when reaped (now or before), 0 if not yet. */
 /* p has been reaped: what held it goes now, not at its owner's close, so
  * that a scope holding many ended children does not hand their
  * descriptors to every later fork. Its stdio pipes stay, for reading. */
@@ -573,6 +562,7 @@ static void reaped(reap_proc *p)
 	close_fd(&p->life); /* the child is gone: no one to kill */
 }
 
+/* Reap p if it has ended; 1 when reaped (now or before), 0 if not yet. */
 static int try_reap(reap_proc *p)
 {
 	siginfo_t si;

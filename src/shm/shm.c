@@ -172,9 +172,6 @@ static void shm_close(void *arg)
 	reap_shm *v = arg;
 	char where[256];
 
-	/* Seq_cst: pairs with the increment after a lock in another thread
-	 * of this process; see invariant 2 for why a stale nonzero is the
-	 * safe error. */
 	/* Relaxed: see invariant 2; a concurrent locker would be misuse. */
 	if (__atomic_load_n(&v->held, __ATOMIC_RELAXED) != 0) {
 		reap__report("reap: shm %s[%zu] '%s' created at %s is closed while "
@@ -499,11 +496,6 @@ void reap_shm_stats_get(const reap_shm *v, reap_shm_stats *st)
 /* ------------------------------------------------------------------ */
 /* The lock                                                             */
 
-static uint64_t add_sat(uint64_t a, uint64_t b)
-{
-	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
 /*
  * One attempt at m bounded by an absolute CLOCK_MONOTONIC time; 0 means
  * a time already past, so one try. Never pthread_mutex_trylock(): on a
@@ -528,7 +520,7 @@ static int lock_until_mono(pthread_mutex_t *m, uint64_t mono_deadline)
 		uint64_t left = mono_deadline > now ? mono_deadline - now : 0;
 
 		clock_gettime(CLOCK_REALTIME, &rt);
-		rt = reap__timespec(add_sat((uint64_t)rt.tv_sec * 1000000000u +
+		rt = reap__timespec(reap__add_sat((uint64_t)rt.tv_sec * 1000000000u +
 						    (uint64_t)rt.tv_nsec, left));
 	}
 	r = pthread_mutex_timedlock(m, &rt);
@@ -558,7 +550,7 @@ static int lock_by(pthread_mutex_t *m, uint64_t deadline)
 	now = reap_now_ns();
 	if (deadline <= now)
 		return lock_until_mono(m, 0);
-	return lock_until_mono(m, add_sat(reap__mono_ns(), deadline - now));
+	return lock_until_mono(m, reap__add_sat(reap__mono_ns(), deadline - now));
 }
 
 int reap_shm_lock(reap_shm *v, uint64_t deadline_ns)
@@ -704,9 +696,7 @@ static int64_t el_add(const reap_shm *v, size_t i, int64_t delta)
 	 * adders lose nothing either. */
 	if (v->kind == REAP_SHM_I32)
 		return __atomic_fetch_add((int32_t *)p, (int32_t)delta, __ATOMIC_SEQ_CST);
-	if (v->kind == REAP_SHM_I64)
-		return (int64_t)__atomic_fetch_add((uint64_t *)p, (uint64_t)delta,
-						   __ATOMIC_SEQ_CST);
+	/* I64 and U64 alike: two's complement addition. */
 	return (int64_t)__atomic_fetch_add((uint64_t *)p, (uint64_t)delta,
 					   __ATOMIC_SEQ_CST);
 }

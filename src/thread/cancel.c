@@ -201,7 +201,7 @@ static int is_cancelled(const reap_cancel *c)
 
 int reap_cancel_sleep(reap_cancel *c, uint64_t ns)
 {
-	uint64_t now = reap__mono_ns(), end = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+	uint64_t now = reap__mono_ns(), end = reap__add_sat(now, ns);
 	int rc = 0;
 
 	if (c == NULL)

@@ -61,11 +61,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cv; /* a record turned done; CLOCK_MONOTONIC */
 static reap_thread *reg_head;
 
-static uint64_t add_sat(uint64_t a, uint64_t b)
-{
-	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
-}
-
 static void thread_end(struct reap__tstate *ts);
 static void exit_threads(void);
 static size_t leak_source(FILE *f, size_t *per_type);
@@ -480,7 +475,7 @@ int reap_thread_join_until(reap_thread *t, uint64_t deadline_ns, void **result,
 		uint64_t now = reap_now_ns();
 		uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
 
-		if (!wait_done(t, left == 0 ? 0 : add_sat(reap__mono_ns(), left)))
+		if (!wait_done(t, left == 0 ? 0 : reap__add_sat(reap__mono_ns(), left)))
 			return -ETIMEDOUT;
 	}
 	return finish(t, result, chain);
@@ -610,7 +605,7 @@ static int thread_close(void *arg, const reap_error *inflight)
 		 * join it, so its record stays; the process is ending. */
 		return 0;
 	reap_cancel_request(t->cancel);
-	if (!wait_done(t, limit == 0 ? 0 : add_sat(reap__mono_ns(), limit))) {
+	if (!wait_done(t, limit == 0 ? 0 : reap__add_sat(reap__mono_ns(), limit))) {
 		int gave_up;
 
 		pthread_mutex_lock(&t->lock);
@@ -681,8 +676,8 @@ static void exit_threads(void)
 			continue;
 		reap_cancel_request(t->cancel);
 		t->exit_waited = 1;
-		if (add_sat(now, t->join_limit_ns) > until)
-			until = add_sat(now, t->join_limit_ns);
+		if (reap__add_sat(now, t->join_limit_ns) > until)
+			until = reap__add_sat(now, t->join_limit_ns);
 	}
 	for (;;) {
 		struct timespec ts = reap__timespec(until);

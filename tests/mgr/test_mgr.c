@@ -225,6 +225,11 @@ TEST(owner_killed_manager_goes)
 	END();
 }
 
+static void nop_cleanup(void *arg)
+{
+	(void)arg;
+}
+
 TEST(oom_sweep)
 {
 	int done = 0;
@@ -237,6 +242,8 @@ TEST(oom_sweep)
 		int rc;
 
 		ASSERT_OK(reap_scope_open(NULL, &s));
+		/* s's cleanup chunk, which a failed start may leave grown. */
+		ASSERT_OK(reap_defer(s, nop_cleanup, NULL, NULL));
 		snap = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_mgr_start(s, NULL, &m);
@@ -246,7 +253,7 @@ TEST(oom_sweep)
 		} else {
 			ASSERT_EQ_INT(rc, -ENOMEM);
 			ASSERT_NULL(m);
-			ASSERT_EQ_SIZE(reap_ledger_count(), snap.count);
+			ASSERT_UNCHANGED(snap);
 			ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);
 		}
 		ASSERT_OK(reap_scope_close(s));

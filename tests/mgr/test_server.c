@@ -257,6 +257,7 @@ TEST(redis_cli_auth)
 	char *out = CLI(r, "--no-auth-warning -a wrong PING", r.path);
 	ASSERT_CONTAINS(out, "WRONGPASS invalid username-password pair or user is disabled.");
 	out = CLI(r, "--no-auth-warning -a wrong SET x y", r.path);
+	ASSERT_CONTAINS(out, "WRONGPASS");
 	out = CLI(r, "SET x y", r.path);
 	ASSERT_CONTAINS(out, "NOAUTH Authentication required.");
 	reap__mgr_server_stats st;
@@ -573,6 +574,18 @@ TEST(limit_output_buffer)
 			closed = true;
 	}
 	ASSERT_TRUE(closed);
+	{
+		/* Closed for its output buffer, not for anything else. */
+		reap__mgr_server_stats st;
+
+		for (int i = 0; i < 2000; i++) {
+			reap__mgr_server_stats_get(r.srv, &st);
+			if (st.closed_outbuf == 1)
+				break;
+			usleep(1000);
+		}
+		ASSERT_EQ_INT(st.closed_outbuf, 1);
+	}
 	ASSERT_EQ_STR(reply((puts_(other, "PING\r\n"), other), 2000, NULL), "+PONG\r\n");
 	close(slow);
 	close(other);

@@ -108,24 +108,9 @@ static void child_start(void)
 	reap_set_report_hook(NULL, NULL);
 }
 
-/* The exit status of pid (128 + signal if killed). */
-static int wait_status(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		ASSERT_EQ_INT(errno, EINTR);
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + WTERMSIG(st);
-}
-
 static uint64_t mono_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+	return reap_now_ns() / 1000000u;
 }
 
 static void count_cleanup(void *arg)
@@ -197,7 +182,7 @@ TEST(fork_while_threads_run)
 		exit(0);
 	}
 	ASSERT_GT_INT(pid, 0);
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	/* Well under the threads' join limit (4 s). */
 	ASSERT_LT_INT(mono_ms() - t0, 2000);
 	ASSERT_EQ_INT(atomic_load(shared), 0);
@@ -221,7 +206,7 @@ static void *fork_from_thread(void *arg)
 		CHILD_OK(reap_debug_set("leaks:strict"));
 		exit(0);
 	}
-	return (void *)(intptr_t)wait_status(pid);
+	return (void *)(intptr_t)test_wait(pid);
 }
 
 TEST(fork_from_a_reap_thread)
@@ -309,7 +294,7 @@ TEST(fork_while_pool_runs)
 		CHILD_OK(reap_debug_set("leaks:strict"));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_LT_INT(mono_ms() - t0, 2000);
 	for (int i = 0; i < 2; i++)
 		reap_future_release(f[i]);
@@ -358,7 +343,7 @@ TEST(fork_from_a_thread_with_a_loop)
 		CHILD_OK(reap_debug_set("leaks:strict"));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 11);
 	ASSERT_OK(reap_scope_close(s));
 	shared_unmap();
@@ -386,7 +371,7 @@ static int forking_task(void *arg, void **result)
 		CHILD_OK(reap_debug_set("leaks:strict"));
 		exit(0);
 	}
-	*(int *)arg = wait_status(pid);
+	*(int *)arg = test_wait(pid);
 	return reap_scope_close(s);
 }
 
@@ -430,7 +415,7 @@ TEST(fork_with_blocking_detector_on)
 		CHILD_OK(reap_debug_set("leaks:strict"));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 10);
 	ASSERT_OK(reap_scope_close(s));
 	shared_unmap();
@@ -503,7 +488,7 @@ TEST(fork_tls_destructors_do_not_run_in_child)
 		}
 		exit(0); /* destroys the child's two values: 2 */
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 2);
 	/* Thread first (its value), then the key (main's value). */
 	ASSERT_OK(reap_scope_close(s));
@@ -550,7 +535,7 @@ TEST(fork_exit_finalizers_do_not_run_in_child)
 		CHILD_OK(reap_finalize(b, count_final, (void *)(intptr_t)100, 0, NULL));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 100);
 	reap_release(a);
 	ASSERT_EQ_INT(atomic_load(shared), 10101);
@@ -592,7 +577,7 @@ TEST(fork_live_objects_are_not_child_leaks)
 		CHILD_CHECK(reap_gc_collect(d) == 0);
 		exit(0); /* nothing to report: status 0, not 23 */
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 0);
 
 	/* The control: a leak of the child's own fails its exit. */
@@ -605,7 +590,7 @@ TEST(fork_live_objects_are_not_child_leaks)
 		CHILD_OK(reap_obj_create(&thing, &mine));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), REAP_LEAK_EXIT_CODE);
+	ASSERT_EQ_INT(test_wait(pid), REAP_LEAK_EXIT_CODE);
 
 	reap_weak_destroy(w);
 	reap_finalizer_release(fz);
@@ -637,7 +622,7 @@ TEST(fork_closing_a_copied_scope_runs_nothing)
 		child_normal_life(); /* 1100 */
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 1100);
 	ASSERT_OK(reap_scope_close(s));
 	ASSERT_EQ_INT(atomic_load(shared), 1103);
@@ -657,7 +642,7 @@ TEST(fork_child_lives_normally)
 		child_loop_life();
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 3 * 1100 + 10);
 	shared_unmap();
 }
@@ -746,7 +731,7 @@ TEST(fork_while_another_thread_hammers)
 		}
 		if (ASAN_FORK_PAUSE)
 			pthread_rwlock_unlock(&fork_pause);
-		ASSERT_EQ_INT(wait_status(pid), 0);
+		ASSERT_EQ_INT(test_wait(pid), 0);
 	}
 	atomic_store(&hammer_stop, 1);
 	ASSERT_OK(reap_scope_close(s));
@@ -806,7 +791,7 @@ TEST(fork_while_gc_locks_held_and_sweeper_runs)
 		CHILD_OK(reap_scope_close(cs));
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_OK(reap_scope_close(s));
 }
 
@@ -879,7 +864,7 @@ TEST(fork_gc_does_not_collect_inherited_cycles)
 		CHILD_CHECK(reap_ledger_count() == 0);
 		exit(0);
 	}
-	ASSERT_EQ_INT(wait_status(pid), 0);
+	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_EQ_INT(atomic_load(shared), 3);
 	ASSERT_EQ_INT(reap_gc_collect(NULL), 2);
 	ASSERT_EQ_INT(atomic_load(shared), 5);

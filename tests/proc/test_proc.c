@@ -760,6 +760,11 @@ TEST(many_children_one_close)
 /* ------------------------------------------------------------------ */
 /* Allocation, pipe and fork failures                                   */
 
+static void nop_cleanup(void *arg)
+{
+	(void)arg;
+}
+
 TEST(oom_sweep)
 {
 	const char *argv[] = {"cat", NULL};
@@ -781,6 +786,9 @@ TEST(oom_sweep)
 			int rc;
 
 			ASSERT_OK(reap_scope_open(NULL, &s));
+			/* s's first entry allocates its cleanup chunk, which a
+			 * failed spawn may leave grown: made before the count. */
+			ASSERT_OK(reap_defer(s, nop_cleanup, NULL, NULL));
 			snap = test_snap();
 			reap_fault_alloc(n);
 			rc = reap_proc_spawn(s, &opts[k], &p);
@@ -790,7 +798,7 @@ TEST(oom_sweep)
 			} else {
 				ASSERT_EQ_INT(rc, -ENOMEM);
 				ASSERT_EQ_PTR(p, (reap_proc *)&p);
-				ASSERT_EQ_SIZE(reap_ledger_count(), snap.count);
+				ASSERT_UNCHANGED(snap);
 				assert_no_children();
 			}
 			ASSERT_OK(reap_scope_close(s));
