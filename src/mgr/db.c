@@ -44,18 +44,25 @@
  *   6. FLUSHALL deletes everything, reap's objects included, as Redis
  *      deletes every key; holders and lock owners are untied.
  *
- * Blocking commands (BLPOP, BRPOP, REAP.LOCK, REAP.ACQUIRE, REAP.WAIT)
- * return REAP__MGR_BLOCKED; the session remembers the deadline of its
- * first attempt, so that retries (woken by the ready hook) keep it.
- * The hook is called only while some session is blocked.
+ * Blocking commands (BLPOP, BRPOP, REAP.LOCK, REAP.ACQUIRE, REAP.WAIT,
+ * REAP.BARRIER) return REAP__MGR_BLOCKED; the session remembers the
+ * deadline of its first attempt, so that retries (woken by the ready
+ * hook) keep it. The hook is called only while some session is blocked.
+ * A barrier's waiters are tied to it (o->u.bar.w, counted in ties like
+ * holds), so that a close withdraws its arrival and a deletion unties.
  *
  * reap's own commands (Redis has none of these):
  *
  *   REAP.CREATE type key lifetime [arg]  +OK; type: value [init],
- *                          counter [init], dict, list, queue, lock,
- *                          semaphore N, event; lifetime: session |
- *                          shared | persistent. "-ERR key already
- *                          exists" if the key is live.
+ *                          counter [init], dict, namespace, list, queue,
+ *                          lock, semaphore N (N >= 0), event, barrier N
+ *                          (N >= 1 parties); lifetime: session | shared
+ *                          | persistent. "-ERR key already exists" if
+ *                          the key is live; a bad N: "-ERR value is not
+ *                          an integer or out of range". A namespace is a
+ *                          hash (the H* commands, TYPE "hash") that
+ *                          REAP.OBJECTS calls "namespace"; like a dict
+ *                          it stays when emptied.
  *   REAP.HOLD key          shared objects: take a hold; :holds (total)
  *   REAP.RELEASE key       drop a hold; :holds left (0: deleted)
  *   REAP.LOCK key [timeout]     +OK, or +OWNERDIED when the previous
@@ -68,16 +75,30 @@
  *   REAP.CLEAR key         clear an event; +OK
  *   REAP.WAIT key [timeout]     +OK once the event is set; blocks;
  *                          null on timeout
+ *   REAP.BARRIER key [timeout]  blocks until N sessions have arrived in
+ *                          this generation, then each of the N gets
+ *                          :index (its arrival order, 0..N-1) and the
+ *                          next generation begins; null on timeout (the
+ *                          arrival withdrawn, as when the session
+ *                          closes); "-ERR no such key" if the barrier
+ *                          is deleted under its waiters
  *   REAP.OBJECTS           one map per object: key, type, lifetime,
  *                          owner, owner-pid, owner-name, holders,
  *                          holder-sessions, creator, creator-pid,
  *                          creator-name, creator-cmd, age-ms, ttl-ms,
  *                          state (a lock's holder session, 0 if free; a
  *                          semaphore's free permits; an event's flag;
- *                          else the size: bytes, fields, elements)
+ *                          a barrier's arrivals in the current
+ *                          generation; else the size: bytes, fields,
+ *                          elements)
  *   REAP.SESSIONS          one map per session: id, pid, name, proto, ties
  * Timeouts are seconds as a double, as BLPOP's; 0 or none waits forever.
  * Missing keys: "-ERR no such key"; wrong kinds: the WRONGTYPE error.
+ *
+ * CLIENT TRACKING ON|OFF [NOLOOP] (parsed by the server, kept here):
+ * Redis 7.0's default mode, see "Client-side caching" below; in RESP3
+ * each invalidation is ">2 $10 invalidate *1 $<len> <key>", FLUSHALL's
+ * ">2 $10 invalidate _".
  *
  * Hashes list their fields in insertion order (as Redis's listpack
  * hashes do, which is every hash of up to 128 short fields); past that
@@ -107,11 +128,12 @@
 /* ------------------------------------------------------------------ */
 /* Types                                                                */
 
-enum { T_STRING, T_HASH, T_LIST, T_LOCK, T_SEM, T_EVENT };
+enum { T_STRING, T_HASH, T_LIST, T_LOCK, T_SEM, T_EVENT, T_BARRIER };
 enum { L_PERSISTENT, L_SESSION, L_SHARED };
 
 static const char *const type_name[] = {"string", "hash", "list",
-					"lock", "semaphore", "event"};
+					"lock", "semaphore", "event",
+					"barrier"};
 static const char *const life_name[] = {"persistent", "session", "shared"};
 
 /* The head of every entry of a table: the key is stored after it. */
@@ -207,7 +229,31 @@ struct obj {
 		struct {
 			bool set;
 		} ev;
+		struct {
+			int64_t parties;
+			struct holds w; /* arrived, in arrival order (n unused) */
+			uint64_t gen;   /* generations released */
+		} bar;
 	} u;
+};
+
+/* Client-side caching. A tracked key is a tkey in db->track; each session
+ * that read it since its last invalidation is linked to it by one tlink,
+ * which is on two lists: the key's sessions and the session's keys, so
+ * that an invalidation and a session's end each cost what they touch. */
+struct tkey;
+
+struct tlink {
+	struct tkey *k;
+	reap__mgr_sess *s;
+	struct tlink *knext, *kprev; /* k->links */
+	struct tlink *snext, *sprev; /* s->tl */
+};
+
+struct tkey {
+	struct node nd;      /* key inline after the struct */
+	struct tlink *links; /* NULL once out of the table */
+	struct tkey *pnext;  /* db->pend */
 };
 
 struct reap__mgr_sess {
@@ -219,6 +265,12 @@ struct reap__mgr_sess {
 	uint64_t ties;    /* see the essay */
 	bool blocked;
 	uint64_t deadline;
+	bool bar_done;      /* a barrier released this blocked session */
+	int64_t bar_idx;    /* its arrival index, replied on the retry */
+	bool tracking, noloop;
+	struct tlink *tl;   /* keys it tracks */
+	reap__resp_buf *pout; /* where pushes to it go (attach) */
+	void *ctx;
 };
 
 struct reap__mgr_db {
@@ -232,6 +284,14 @@ struct reap__mgr_db {
 	size_t nblocked;  /* sessions whose command is blocked */
 	void (*ready)(void *ctx);
 	void *ready_ctx;
+	struct tab track;     /* tkeys; empty (no slots) while none */
+	size_t ntracking;     /* sessions with tracking on */
+	reap__mgr_sess *cur;  /* the session whose command runs */
+	struct tkey *pend;    /* cur's own invalidations, sent after its reply */
+	struct tkey **pend_last;
+	bool pend_flush;
+	void (*push)(void *ctx, reap__mgr_sess *s, int rc);
+	void *push_ctx;
 };
 
 /* ------------------------------------------------------------------ */
@@ -524,6 +584,234 @@ static void holds_remove(struct holds *hs, struct hold *h)
 }
 
 /* ------------------------------------------------------------------ */
+/* Client-side caching (CLIENT TRACKING, default mode)                  */
+
+/*
+ * As Redis 7.0's tracking.c: a read-only command remembers its keys for
+ * a tracking session; the first change to such a key (a write, DEL,
+ * expiry, reclaim) sends each session that remembered it one push,
+ *
+ *     >2 $10 invalidate *1 $<len> <key>          (FLUSHALL: >2 ... _)
+ *
+ * and forgets the key for all of them until read again. Sessions in
+ * RESP2 get nothing (Redis sends RESP2 clients nothing without REDIRECT),
+ * but their keys are forgotten all the same. The session running the
+ * command gets its own invalidations after its reply (db->pend), or
+ * none with NOLOOP (FLUSHALL's excepted, as in Redis). A push that
+ * cannot be written (memory, the reply buffer's limit) is reported
+ * through the push hook, which closes that client: a cache that missed
+ * an invalidation must not go on. While the table is empty the write
+ * path only tests db->track.n.
+ */
+
+/* Push x at the head of a list kept as a head pointer (LIST_UNLINK's). */
+#define LIST_PUSH(head, x, p, n)              \
+	do {                                  \
+		(x)->p = NULL;                \
+		(x)->n = (head);              \
+		if ((x)->n != NULL)           \
+			(x)->n->p = (x);      \
+		(head) = (x);                 \
+	} while (0)
+
+static void tkey_remove(reap__mgr_db *db, struct tkey *k)
+{
+	struct slot *sl = tab_find(&db->track, k->nd.key, k->nd.klen, k->nd.h);
+
+	tab_remove(&db->track, tab_index(&db->track, sl));
+	if (db->track.n == 0) { /* no slots while nothing is tracked */
+		reap_free(db->track.slot);
+		memset(&db->track, 0, sizeof(db->track));
+	}
+}
+
+/* Unlink l from its key and its session, and free it; a key left with
+ * no session leaves the table. */
+static void tlink_drop(reap__mgr_db *db, struct tlink *l)
+{
+	struct tkey *k = l->k;
+
+	LIST_UNLINK(k->links, l, kprev, knext);
+	LIST_UNLINK(l->s->tl, l, sprev, snext);
+	reap_free(l);
+	if (k->links == NULL) {
+		tkey_remove(db, k);
+		reap_free(k);
+	}
+}
+
+static void track_drop_sess(reap__mgr_db *db, reap__mgr_sess *s)
+{
+	while (s->tl)
+		tlink_drop(db, s->tl);
+}
+
+/* Append the invalidation push for key (NULL: all keys) to b, whole or
+ * not at all. */
+static int push_write(reap__resp_buf *b, const char *key, size_t klen)
+{
+	TRY(reap__resp_reserve(b, klen + 64));
+	TRY(reap__resp_push(b, 2));
+	TRY(reap__resp_bulk(b, "invalidate", 10));
+	if (key == NULL)
+		return reap__resp_null(b);
+	TRY(reap__resp_array(b, 1));
+	return reap__resp_bulk(b, key, klen);
+}
+
+/* Send s (not the running session) its push now. */
+static void push_to(reap__mgr_db *db, reap__mgr_sess *s, const char *key,
+		    size_t klen)
+{
+	int rc;
+
+	if (s->proto < 3 || s->pout == NULL)
+		return;
+	rc = push_write(s->pout, key, klen);
+	if (db->push)
+		db->push(db->push_ctx, s, rc);
+}
+
+/* Key (hash h) changed: tell whoever tracks it, and forget it. */
+static void invalidate(reap__mgr_db *db, const char *key, size_t klen,
+		       uint64_t h)
+{
+	struct slot *sl = tab_find(&db->track, key, klen, h);
+	struct tkey *k;
+	struct tlink *l;
+	bool self = false;
+
+	if (sl == NULL)
+		return;
+	k = (struct tkey *)sl->e;
+	tkey_remove(db, k);
+	while ((l = k->links) != NULL) {
+		reap__mgr_sess *s = l->s;
+
+		LIST_UNLINK(k->links, l, kprev, knext);
+		LIST_UNLINK(s->tl, l, sprev, snext);
+		reap_free(l);
+		if (s != db->cur)
+			push_to(db, s, k->nd.key, k->nd.klen);
+		else if (!s->noloop)
+			self = true;
+	}
+	if (!self) {
+		reap_free(k);
+		return;
+	}
+	k->pnext = NULL;
+	*db->pend_last = k;
+	db->pend_last = &k->pnext;
+}
+
+/* An object's value or state changed (costs a test while no key is
+ * tracked). */
+static inline void touch(reap__mgr_db *db, const struct obj *o)
+{
+	if (db->track.n)
+		invalidate(db, o->nd.key, o->nd.klen, o->nd.h);
+}
+
+/* FLUSHALL: every tracking session gets the push with a null; the table
+ * empties. */
+static void track_flush(reap__mgr_db *db)
+{
+	for (size_t i = 0; db->ntracking && i < db->nsess; i++) {
+		reap__mgr_sess *s = db->sv[i];
+
+		if (!s->tracking)
+			continue;
+		track_drop_sess(db, s);
+		if (s == db->cur)
+			db->pend_flush = true;
+		else
+			push_to(db, s, NULL, 0);
+	}
+}
+
+/* After cur's reply: its own invalidations, in the order they came. */
+static void push_pending(reap__mgr_db *db, reap__mgr_sess *s,
+			 reap__resp_buf *out)
+{
+	int rc = 0;
+
+	while (db->pend) {
+		struct tkey *k = db->pend;
+
+		db->pend = k->pnext;
+		if (rc == 0 && s->proto >= 3)
+			rc = push_write(out, k->nd.key, k->nd.klen);
+		reap_free(k);
+	}
+	db->pend_last = &db->pend;
+	if (db->pend_flush && rc == 0 && s->proto >= 3)
+		rc = push_write(out, NULL, 0);
+	db->pend_flush = false;
+	if (rc != 0 && db->push)
+		db->push(db->push_ctx, s, rc);
+}
+
+/* Remember argv[first..last] for s. -ENOMEM: nothing remembered. */
+static int track_keys(reap__mgr_db *db, reap__mgr_sess *s, int first,
+		      int last, const reap__resp_arg *argv)
+{
+	struct tlink *mark = s->tl;
+
+	for (int i = first; i <= last; i++) {
+		const reap__resp_arg *a = &argv[i];
+		uint64_t h = hash_bytes(db->seed, a->p, a->len);
+		struct slot *sl = tab_find(&db->track, a->p, a->len, h);
+		struct tkey *k = NULL;
+		struct tlink *l;
+
+		if (sl) {
+			k = (struct tkey *)sl->e;
+			for (l = k->links; l && l->s != s; l = l->knext)
+				;
+			if (l)
+				continue;
+		}
+		l = reap_calloc(1, sizeof(*l));
+		if (l == NULL)
+			goto fail;
+		if (k == NULL) {
+			char *kp;
+
+			if (a->len > SIZE_MAX - sizeof(*k) - 1 ||
+			    (k = reap_malloc(sizeof(*k) + a->len + 1)) == NULL ||
+			    tab_reserve(&db->track, 1) != 0) {
+				reap_free(k);
+				reap_free(l);
+				goto fail;
+			}
+			kp = (char *)(k + 1);
+			memcpy(kp, a->p, a->len);
+			kp[a->len] = '\0';
+			k->nd.key = kp;
+			k->nd.klen = a->len;
+			k->nd.h = h;
+			k->links = NULL;
+			k->pnext = NULL;
+			tab_insert(&db->track, &k->nd);
+		}
+		l->k = k;
+		l->s = s;
+		LIST_PUSH(k->links, l, kprev, knext);
+		LIST_PUSH(s->tl, l, sprev, snext);
+	}
+	return 0;
+fail:
+	while (s->tl != mark)
+		tlink_drop(db, s->tl);
+	if (db->track.n == 0 && db->track.slot) { /* a first table */
+		reap_free(db->track.slot);
+		memset(&db->track, 0, sizeof(db->track));
+	}
+	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
 /* Objects                                                              */
 
 static void hash_free(struct hmap *m)
@@ -623,6 +911,12 @@ static void payload_free(reap__mgr_db *db, struct obj *o)
 	case T_EVENT:
 		wake(db);
 		break;
+	case T_BARRIER:
+		for (uint32_t i = 0; i < o->u.bar.w.n; i++)
+			o->u.bar.w.v[i].s->ties--;
+		reap_free(o->u.bar.w.v);
+		wake(db); /* the waiters' retries find it gone */
+		break;
 	}
 	memset(&o->u, 0, sizeof(o->u));
 }
@@ -651,6 +945,7 @@ static void obj_delete_at(reap__mgr_db *db, size_t i)
 	struct obj *o = (struct obj *)db->keys.slot[i].e;
 
 	tab_remove(&db->keys, i);
+	touch(db, o);
 	obj_destroy(db, o);
 }
 
@@ -713,6 +1008,8 @@ struct cmd {
 	size_t len;
 	int arity;        /* Redis's: n exact, -n at least n */
 	int (*fn)(cx *c);
+	int8_t kfirst;    /* a read-only command's keys for CLIENT TRACKING: */
+	int8_t klast;     /* argv[kfirst..klast] (-1: the last); 0: none */
 };
 
 static int err(cx *c, const char *msg)
@@ -889,6 +1186,7 @@ static int cmd_flushall(cx *c)
 			    !arg_is(&c->argv[1], "async")))
 		return err(c, SYNTAX);
 	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
+	track_flush(c->db);
 	flush_all(c->db);
 	return reap__resp_status(c->out, "OK", 2);
 }
@@ -963,10 +1261,12 @@ static int expire_generic(cx *c, bool secs)
 		    ns >= o->expire_ns)
 			return reap__resp_int(c->out, 0);
 	}
-	if (when <= 0)
+	if (when <= 0) {
 		delete_obj(c->db, o);
-	else
+	} else {
 		set_expire(c->db, o, ns);
+		touch(c->db, o);
+	}
 	return reap__resp_int(c->out, 1);
 }
 
@@ -1075,6 +1375,7 @@ static int store_string(cx *c, const reap__resp_arg *key, struct obj *o,
 	}
 	if (!keepttl)
 		set_expire(c->db, o, exp_ns);
+	touch(c->db, o);
 	return 0;
 }
 
@@ -1225,6 +1526,7 @@ static int cmd_mset(cx *c)
 			tab_insert(&c->db->keys, &o->nd);
 		}
 		set_expire(c->db, o, 0);
+		touch(c->db, o);
 	}
 	reap_free(pv);
 	return 0;
@@ -1444,6 +1746,7 @@ static int cmd_hset(cx *c)
 	reap_free(ev);
 	if (no)
 		tab_insert(&c->db->keys, &no->nd);
+	touch(c->db, no ? no : o);
 	return reap__resp_int(c->out, added);
 fail:
 	for (k = 0; ev && k < np; k++)
@@ -1508,6 +1811,8 @@ static int cmd_hdel(cx *c)
 			n++;
 		}
 	}
+	if (n)
+		touch(c->db, o);
 	if (o && o->u.hash.t.n == 0 && !o->reapmade)
 		delete_obj(c->db, o);
 	return reap__resp_int(c->out, n);
@@ -1593,6 +1898,7 @@ static int cmd_hincrby(cx *c)
 	hash_put(&o->u.hash, ne);
 	if (no)
 		tab_insert(&c->db->keys, &no->nd);
+	touch(c->db, o);
 	return 0;
 }
 
@@ -1683,6 +1989,7 @@ static int push_generic(cx *c, bool left)
 	d->n += n;
 	if (no)
 		tab_insert(&c->db->keys, &no->nd);
+	touch(c->db, o);
 	wake(c->db);
 	return reap__resp_int(c->out, (int64_t)d->n);
 fail_copies:
@@ -1753,6 +2060,7 @@ static int pop_generic(cx *c, bool left)
 		}
 		d->n--;
 	}
+	touch(c->db, o);
 	list_after_pop(c->db, o);
 	return 0;
 }
@@ -1839,6 +2147,7 @@ static int bpop_generic(cx *c, bool left)
 		if (left)
 			d->head = (d->head + 1) & (d->cap - 1);
 		d->n--;
+		touch(c->db, o);
 		list_after_pop(c->db, o);
 		return 0;
 	}
@@ -1882,10 +2191,13 @@ static const struct {
 	const char *name;
 	int type;
 	int extra; /* 0 none, 1 optional string, 2 optional int, 3 int */
+	int min;   /* of the int when extra is 3 */
 } kinds[] = {
-	{"value", T_STRING, 1},  {"counter", T_STRING, 2}, {"dict", T_HASH, 0},
-	{"list", T_LIST, 0},     {"queue", T_LIST, 0},     {"lock", T_LOCK, 0},
-	{"semaphore", T_SEM, 3}, {"event", T_EVENT, 0},
+	{"value", T_STRING, 1, 0},  {"counter", T_STRING, 2, 0},
+	{"dict", T_HASH, 0, 0},     {"namespace", T_HASH, 0, 0},
+	{"list", T_LIST, 0, 0},     {"queue", T_LIST, 0, 0},
+	{"lock", T_LOCK, 0, 0},     {"semaphore", T_SEM, 3, 0},
+	{"event", T_EVENT, 0, 0},   {"barrier", T_BARRIER, 3, 1},
 };
 
 static int cmd_reap_create(cx *c)
@@ -1912,7 +2224,7 @@ static int cmd_reap_create(cx *c)
 		return err(c, SYNTAX);
 	if (arg && kinds[ki].extra >= 2 &&
 	    (!str2ll(arg->p, arg->len, &iv) ||
-	     (kinds[ki].extra == 3 && iv < 0)))
+	     (kinds[ki].extra == 3 && iv < kinds[ki].min)))
 		return err(c, NOTINT);
 	if (lookup(c, &c->argv[2]))
 		return err(c, "key already exists");
@@ -1947,6 +2259,8 @@ static int cmd_reap_create(cx *c)
 		o->u.str.len = o->u.str.cap = n;
 	} else if (kinds[ki].type == T_SEM) {
 		o->u.sem.avail = o->u.sem.total = iv;
+	} else if (kinds[ki].type == T_BARRIER) {
+		o->u.bar.parties = iv;
 	}
 	if (life == L_SESSION) {
 		o->owner = c->s;
@@ -1959,6 +2273,7 @@ static int cmd_reap_create(cx *c)
 		c->s->ties++;
 	}
 	tab_insert(&c->db->keys, &o->nd);
+	touch(c->db, o);
 	return 0;
 fail:
 	if (o)
@@ -2053,6 +2368,7 @@ static int cmd_reap_lock(cx *c)
 		TRY(reap__resp_reserve(c->out, SMALL_REPLY));
 		o->u.lock.owner = c->s;
 		c->s->ties++;
+		touch(c->db, o);
 		return reply_acquired(c, &o->u.lock.died);
 	}
 	if (timed_out(c))
@@ -2072,6 +2388,7 @@ static int cmd_reap_unlock(cx *c)
 	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
 	o->u.lock.owner = NULL;
 	c->s->ties--;
+	touch(c->db, o);
 	wake(c->db);
 	return reap__resp_status(c->out, "OK", 2);
 }
@@ -2099,6 +2416,7 @@ static int cmd_reap_acquire(cx *c)
 		}
 		h->n++;
 		o->u.sem.avail--;
+		touch(c->db, o);
 		return reply_acquired(c, &o->u.sem.died);
 	}
 	if (timed_out(c))
@@ -2120,6 +2438,7 @@ static int cmd_reap_releasesem(cx *c)
 	if (--h->n == 0)
 		holds_remove(&o->u.sem.h, h);
 	o->u.sem.avail++;
+	touch(c->db, o);
 	wake(c->db);
 	return reap__resp_status(c->out, "OK", 2);
 }
@@ -2133,6 +2452,7 @@ static int event_set(cx *c, bool v)
 		return WRONG(rc);
 	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
 	o->u.ev.set = v;
+	touch(c->db, o);
 	if (v)
 		wake(c->db);
 	return reap__resp_status(c->out, "OK", 2);
@@ -2166,6 +2486,79 @@ static int cmd_reap_wait(cx *c)
 	return block(c, ms);
 }
 
+/* Withdraw the i-th arrival, keeping the others' order. */
+static void bar_withdraw(struct obj *o, uint32_t i)
+{
+	struct holds *w = &o->u.bar.w;
+
+	w->v[i].s->ties--;
+	memmove(&w->v[i], &w->v[i + 1], (w->n - i - 1) * sizeof(w->v[0]));
+	w->n--;
+}
+
+/*
+ * REAP.BARRIER key [timeout]. A blocked command is run again when woken,
+ * so an arrival is remembered where the retry finds it: the waiting
+ * session is on the barrier's list (tied to it), and when the last
+ * party arrives each waiter is taken off and given its index in the
+ * session (bar_done), which its retry replies even if the barrier was
+ * deleted since. A timeout or the session's end withdraws the arrival.
+ */
+static int cmd_reap_barrier(cx *c)
+{
+	reap__mgr_sess *s = c->s;
+	long long ms;
+	struct obj *o;
+	struct holds *w;
+	uint32_t i;
+	int rc;
+
+	if (opt_timeout(c, &ms, &rc))
+		return rc;
+	if (s->bar_done) { /* released while blocked: the retry */
+		TRY(reap__resp_int(c->out, s->bar_idx));
+		s->bar_done = false;
+		return 0;
+	}
+	rc = err_lookup(c, &c->argv[1], T_BARRIER, &o);
+	if (rc)
+		return WRONG(rc);
+	w = &o->u.bar.w;
+	for (i = 0; i < w->n && w->v[i].s != s; i++)
+		;
+	if (i < w->n) { /* arrived earlier, still waiting */
+		if (!timed_out(c))
+			return block(c, ms);
+		TRY(reap__resp_reserve(c->out, SMALL_REPLY));
+		bar_withdraw(o, i);
+		touch(c->db, o);
+		return reap__resp_null(c->out);
+	}
+	if (timed_out(c)) /* a retry that finds its arrival gone */
+		return reap__resp_null(c->out);
+	if ((int64_t)w->n + 1 < o->u.bar.parties) {
+		TRY(holds_reserve(w));
+		w->v[w->n].s = s;
+		w->v[w->n++].n = 0;
+		s->ties++;
+		touch(c->db, o);
+		return block(c, ms);
+	}
+	/* the last party: release this generation, start the next */
+	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
+	for (i = 0; i < w->n; i++) {
+		w->v[i].s->bar_done = true;
+		w->v[i].s->bar_idx = i;
+		w->v[i].s->ties--;
+	}
+	i = w->n;
+	w->n = 0;
+	o->u.bar.gen++;
+	touch(c->db, o);
+	wake(c->db);
+	return reap__resp_int(c->out, i);
+}
+
 static int kv_str(reap__resp_buf *b, const char *k, const char *v, size_t n)
 {
 	TRY(reap__resp_bulk(b, k, strlen(k)));
@@ -2179,7 +2572,8 @@ static int kv_int(reap__resp_buf *b, const char *k, int64_t v)
 }
 
 /* REAP.OBJECTS's "state": a lock's holder (session id, 0: free), a
- * semaphore's free permits, an event's flag, else the size. */
+ * semaphore's free permits, an event's flag, a barrier's arrivals in
+ * the current generation, else the size. */
 static int64_t obj_state(const struct obj *o)
 {
 	switch (o->type) {
@@ -2193,6 +2587,8 @@ static int64_t obj_state(const struct obj *o)
 		return o->u.lock.owner ? (int64_t)o->u.lock.owner->id : 0;
 	case T_SEM:
 		return o->u.sem.avail;
+	case T_BARRIER:
+		return o->u.bar.w.n;
 	default:
 		return o->u.ev.set;
 	}
@@ -2266,11 +2662,13 @@ static int cmd_reap_sessions(cx *c)
 /* ------------------------------------------------------------------ */
 /* Dispatch                                                             */
 
-#define C(name, arity, fn) {name, sizeof(name) - 1, arity, fn}
+#define C(name, arity, fn) {name, sizeof(name) - 1, arity, fn, 0, 0}
+/* read-only, with keys (tracked) */
+#define R(name, arity, fn, kf, kl) {name, sizeof(name) - 1, arity, fn, kf, kl}
 
 /* The hot commands first. */
 static const struct cmd cmds[] = {
-	C("get", 2, cmd_get),
+	R("get", 2, cmd_get, 1, 1),
 	C("set", -3, cmd_set),
 	C("incr", 2, cmd_incr),
 	C("ping", -1, cmd_ping),
@@ -2280,31 +2678,31 @@ static const struct cmd cmds[] = {
 	C("rpop", -2, cmd_rpop),
 	C("hset", -4, cmd_hset),
 	C("mset", -3, cmd_mset),
-	C("hget", 3, cmd_hget),
-	C("mget", -2, cmd_mget),
+	R("hget", 3, cmd_hget, 1, 1),
+	R("mget", -2, cmd_mget, 1, -1),
 	C("echo", 2, cmd_echo),
 	C("del", -2, cmd_del),
-	C("exists", -2, cmd_exists),
+	R("exists", -2, cmd_exists, 1, -1),
 	C("decr", 2, cmd_decr),
 	C("incrby", 3, cmd_incrby),
 	C("decrby", 3, cmd_decrby),
 	C("incrbyfloat", 3, cmd_incrbyfloat),
 	C("expire", -3, cmd_expire),
 	C("pexpire", -3, cmd_pexpire),
-	C("ttl", 2, cmd_ttl),
-	C("pttl", 2, cmd_pttl),
+	R("ttl", 2, cmd_ttl, 1, 1),
+	R("pttl", 2, cmd_pttl, 1, 1),
 	C("hdel", -3, cmd_hdel),
-	C("hlen", 2, cmd_hlen),
-	C("hgetall", 2, cmd_hgetall),
-	C("hmget", -3, cmd_hmget),
+	R("hlen", 2, cmd_hlen, 1, 1),
+	R("hgetall", 2, cmd_hgetall, 1, 1),
+	R("hmget", -3, cmd_hmget, 1, 1),
 	C("hincrby", 4, cmd_hincrby),
-	C("llen", 2, cmd_llen),
-	C("lrange", 4, cmd_lrange),
+	R("llen", 2, cmd_llen, 1, 1),
+	R("lrange", 4, cmd_lrange, 1, 1),
 	C("blpop", -3, cmd_blpop),
 	C("brpop", -3, cmd_brpop),
 	C("dbsize", 1, cmd_dbsize),
 	C("flushall", -1, cmd_flushall),
-	C("type", 2, cmd_type),
+	R("type", 2, cmd_type, 1, 1),
 	C("reap.create", -4, cmd_reap_create),
 	C("reap.hold", 2, cmd_reap_hold),
 	C("reap.release", 2, cmd_reap_release),
@@ -2315,10 +2713,12 @@ static const struct cmd cmds[] = {
 	C("reap.set", 2, cmd_reap_set),
 	C("reap.clear", 2, cmd_reap_clear),
 	C("reap.wait", -2, cmd_reap_wait),
+	C("reap.barrier", -2, cmd_reap_barrier),
 	C("reap.objects", 1, cmd_reap_objects),
 	C("reap.sessions", 1, cmd_reap_sessions),
 };
 #undef C
+#undef R
 
 static const struct cmd *cmd_find(const reap__resp_arg *a)
 {
@@ -2371,31 +2771,47 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
 {
 	cx c = {db, s, argc, argv, out, timed_out_, blk, 0, NULL};
 	size_t start = out->len;
+	bool ran = false;
 	int rc;
 
 	if (argc < 1)
 		return 0;
 	c.now = reap_now_ns();
 	c.cmd = cmd_find(&argv[0]);
-	if (c.cmd == NULL)
+	db->cur = s;
+	if (c.cmd == NULL) {
 		rc = err_unknown(&c);
-	else if ((c.cmd->arity > 0 && argc != c.cmd->arity) ||
-		 argc < -c.cmd->arity)
+	} else if ((c.cmd->arity > 0 && argc != c.cmd->arity) ||
+		   argc < -c.cmd->arity) {
 		rc = err_arity(&c);
-	else
+	} else {
 		rc = c.cmd->fn(&c);
+		ran = true;
+	}
+	/* a read remembers its keys once it succeeded, as Redis's call()
+	 * does after the command; failing, it has no effect */
+	if (rc == 0 && ran && c.cmd->kfirst && s->tracking &&
+	    track_keys(db, s, c.cmd->kfirst,
+		       c.cmd->klast < 0 ? argc + c.cmd->klast : c.cmd->klast,
+		       argv) != 0)
+		rc = -ENOMEM;
 	if (rc == REAP__MGR_BLOCKED) {
 		out->len = start;
-		return rc;
+	} else {
+		if (s->blocked) {
+			s->blocked = false;
+			db->nblocked--;
+		}
+		if (rc < 0) {
+			out->len = start;
+		} else {
+			db->commands++;
+			s->bar_done = false;
+		}
 	}
-	if (s->blocked) {
-		s->blocked = false;
-		db->nblocked--;
-	}
-	if (rc < 0)
-		out->len = start;
-	else
-		db->commands++;
+	if (db->pend || db->pend_flush)
+		push_pending(db, s, out);
+	db->cur = NULL;
 	return rc;
 }
 
@@ -2412,6 +2828,7 @@ int reap__mgr_db_create(reap__mgr_db **out)
 			      (const char *)&db, sizeof(db)) ^
 		   ((uint64_t)getpid() << 32);
 	db->next_id = 1;
+	db->pend_last = &db->pend;
 	if (tab_reserve(&db->keys, 1) != 0) {
 		reap_free(db);
 		return -ENOMEM;
@@ -2425,8 +2842,12 @@ void reap__mgr_db_destroy(reap__mgr_db *db)
 	if (db == NULL)
 		return;
 	db->ready = NULL;
+	db->push = NULL;
+	for (size_t i = 0; i < db->nsess; i++)
+		track_drop_sess(db, db->sv[i]);
 	flush_all(db);
 	reap_free(db->keys.slot);
+	reap_free(db->track.slot);
 	for (size_t i = 0; i < db->nsess; i++) {
 		reap_free(db->sv[i]->name);
 		reap_free(db->sv[i]);
@@ -2470,6 +2891,11 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 		s->blocked = false;
 		db->nblocked--;
 	}
+	if (s->tracking) { /* first: nothing below is pushed to s */
+		track_drop_sess(db, s);
+		s->tracking = false;
+		db->ntracking--;
+	}
 	db->sv[s->idx] = db->sv[--db->nsess];
 	db->sv[s->idx]->idx = s->idx;
 	/* Invariant 2 of the essay: visit while s has ties. A removal at i
@@ -2496,6 +2922,7 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 			o->u.lock.owner = NULL;
 			o->u.lock.died = true;
 			s->ties--;
+			touch(db, o);
 			woke = true;
 		}
 		if (!del && o->type == T_SEM &&
@@ -2503,7 +2930,18 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 			o->u.sem.avail += (int64_t)h->n;
 			o->u.sem.died = true;
 			holds_remove(&o->u.sem.h, h);
+			touch(db, o);
 			woke = true;
+		}
+		if (!del && o->type == T_BARRIER) { /* withdraw its arrival */
+			struct holds *w = &o->u.bar.w;
+
+			for (uint32_t j = 0; j < w->n; j++)
+				if (w->v[j].s == s) {
+					bar_withdraw(o, j);
+					touch(db, o);
+					break;
+				}
 		}
 		if (del) {
 			obj_delete_at(db, i);
@@ -2516,6 +2954,47 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 	reap_free(s);
 	if (woke)
 		wake(db);
+}
+
+void reap__mgr_sess_track(reap__mgr_db *db, reap__mgr_sess *s, bool on,
+			  bool noloop)
+{
+	if (on) {
+		db->ntracking += !s->tracking;
+		s->tracking = true;
+		s->noloop = noloop;
+		return;
+	}
+	if (!s->tracking)
+		return;
+	track_drop_sess(db, s);
+	s->tracking = false;
+	s->noloop = false;
+	db->ntracking--;
+}
+
+bool reap__mgr_sess_tracking(const reap__mgr_sess *s)
+{
+	return s->tracking;
+}
+
+void reap__mgr_sess_attach(reap__mgr_sess *s, reap__resp_buf *out, void *ctx)
+{
+	s->pout = out;
+	s->ctx = ctx;
+}
+
+void *reap__mgr_sess_ctx(const reap__mgr_sess *s)
+{
+	return s->ctx;
+}
+
+void reap__mgr_db_set_push_hook(reap__mgr_db *db,
+				void (*fn)(void *ctx, reap__mgr_sess *s, int rc),
+				void *ctx)
+{
+	db->push = fn;
+	db->push_ctx = ctx;
 }
 
 uint64_t reap__mgr_sess_id(const reap__mgr_sess *s)

@@ -23,6 +23,7 @@
 #ifndef REAP_MGR_DB_H
 #define REAP_MGR_DB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -94,6 +95,34 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
  * blocked command proceed (a push to a list, a lock released, ...). */
 void reap__mgr_db_set_ready_hook(reap__mgr_db *db, void (*fn)(void *ctx),
 				 void *ctx);
+
+/*
+ * Client-side caching, as Redis 7.0's CLIENT TRACKING in its default
+ * mode. While a session tracks, the keys its read-only commands name
+ * (GET, MGET, EXISTS, TTL, PTTL, TYPE, HGET, HMGET, HGETALL, HLEN, LLEN,
+ * LRANGE) are remembered; the first change to such a key by any session
+ * (a write, DEL, EXPIRE, expiry, reclaim, REAP.* state changes) sends it
+ * one RESP3 push "invalidate" [key] and forgets the key for it until it
+ * reads it again; FLUSHALL sends "invalidate" null to every tracking
+ * session. Sessions in RESP2 are sent nothing (as in Redis without
+ * REDIRECT). noloop: no push for the session's own changes (FLUSHALL's
+ * excepted). The running session's pushes follow its reply in exec's
+ * out; other sessions' are appended to the buffer given to
+ * reap__mgr_sess_attach() (none attached: nothing is sent), and the push
+ * hook is called with 0 (appended: flush it) or a negative errno (the
+ * buffer refused it: the session missed an invalidation, close it).
+ * Turning tracking off, or closing the session, forgets its keys.
+ */
+void reap__mgr_sess_track(reap__mgr_db *db, reap__mgr_sess *s, bool on,
+			  bool noloop);
+bool reap__mgr_sess_tracking(const reap__mgr_sess *s);
+/* Where pushes to s go (borrowed until the session closes), and a
+ * pointer for the caller's use. */
+void reap__mgr_sess_attach(reap__mgr_sess *s, reap__resp_buf *out, void *ctx);
+void *reap__mgr_sess_ctx(const reap__mgr_sess *s);
+void reap__mgr_db_set_push_hook(reap__mgr_db *db,
+				void (*fn)(void *ctx, reap__mgr_sess *s, int rc),
+				void *ctx);
 
 /* Counters for INFO and for tests: keys, sessions, commands executed. */
 typedef struct reap__mgr_db_stats {

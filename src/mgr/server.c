@@ -93,6 +93,8 @@ struct conn {
 	conn *bnext, *bprev;          /* srv->blocked */
 	int fd;
 	bool authed, in_blocked;
+	bool idle;                    /* its task waits in conn_serve's wait */
+	reap_task *task;
 	bool kept;                    /* fd kept with the loop: forget before close */
 	pid_t pid;
 	reap__mgr_sess *sess;
@@ -471,6 +473,57 @@ static int reply_text(conn *c, text *t)
 	return r;
 }
 
+/*
+ * CLIENT TRACKING ON|OFF [NOLOOP]: Redis 7.0's parsing (options first,
+ * a syntax error for unknown ones, then the mode); REDIRECT, BCAST,
+ * PREFIX, OPTIN and OPTOUT parse but are refused with ON (OFF ignores
+ * its options, as Redis does). In RESP2 tracking is accepted and sends
+ * nothing, as Redis without REDIRECT.
+ */
+static int cmd_tracking(conn *c, int argc, const reap__resp_arg *argv)
+{
+	static const char *const unsupported[] = {"BCAST", "OPTIN", "OPTOUT"};
+	const char *unsup = NULL;
+	bool noloop = false;
+
+	if (argc < 3)
+		return arity_err(c, "client|tracking");
+	for (int j = 3; j < argc; j++) {
+		int more = argc - 1 - j;
+		const reap__resp_arg *a = &argv[j];
+		bool known = false;
+
+		if (arg_is(a, "NOLOOP")) {
+			noloop = known = true;
+		} else if ((arg_is(a, "REDIRECT") || arg_is(a, "PREFIX")) && more) {
+			if (unsup == NULL)
+				unsup = arg_is(a, "PREFIX") ? "PREFIX" : "REDIRECT";
+			known = true;
+			j++;
+		}
+		for (size_t k = 0; !known && k < sizeof unsupported / sizeof *unsupported; k++)
+			if (arg_is(a, unsupported[k])) {
+				if (unsup == NULL)
+					unsup = unsupported[k];
+				known = true;
+			}
+		if (!known)
+			return err_str(c, "syntax error");
+	}
+	if (arg_is(&argv[2], "ON")) {
+		if (unsup)
+			return errf(c, "CLIENT TRACKING %s is not supported by "
+				       "reap-manager (only the default mode and NOLOOP)",
+				    unsup);
+		reap__mgr_sess_track(c->srv->db, c->sess, true, noloop);
+	} else if (arg_is(&argv[2], "OFF")) {
+		reap__mgr_sess_track(c->srv->db, c->sess, false, false);
+	} else {
+		return err_str(c, "syntax error");
+	}
+	return ok(c);
+}
+
 static int cmd_client(conn *c, int argc, const reap__resp_arg *argv)
 {
 	int r;
@@ -509,7 +562,7 @@ static int cmd_client(conn *c, int argc, const reap__resp_arg *argv)
 		return reply_text(c, &t);
 	}
 	if (arg_is(sub, "TRACKING"))
-		return err_str(c, "CLIENT TRACKING is not supported by reap-manager yet");
+		return cmd_tracking(c, argc, argv);
 	return errf(c, "unknown subcommand '%.*s'. Try CLIENT HELP.",
 		    (int)(sub->len > 128 ? 128 : sub->len), sub->p);
 }
@@ -696,6 +749,30 @@ static void ready_hook(void *ctx)
 	for (conn *b = srv->blocked; b; b = b->bnext)
 		if (b->ev)
 			reap_event_set(b->ev);
+}
+
+/* The store appended an invalidation to a client's reply buffer (rc 0),
+ * or could not (rc < 0). A client idle in its wait is woken to write it
+ * (its wait asked for input only); one in a blocked command, through its
+ * event (a spurious retry, which writes what is pending first). One that
+ * missed an invalidation is disconnected: its cache would stay stale. */
+static void push_hook(void *ctx, reap__mgr_sess *s, int rc)
+{
+	conn *c = reap__mgr_sess_ctx(s);
+
+	(void)ctx;
+	if (c == NULL)
+		return;
+	if (rc < 0) {
+		if (rc == -ENOBUFS)
+			ctr_add(&c->srv->closed_outbuf, 1);
+		(void)shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	if (c->idle && c->task)
+		reap__wake(c->task, REAP_WRITE); /* ends its wait_fd, as a cancel would */
+	else if (c->in_blocked && c->ev)
+		reap_event_set(c->ev);
 }
 
 static void blocked_add(conn *c)
@@ -921,7 +998,9 @@ static int conn_serve(conn *c)
 			return r;
 		unsigned ev = REAP_READ | (c->sent < c->out.len ? REAP_WRITE : 0);
 		uint64_t until = c->authed ? REAP_FOREVER : c->hs_deadline;
+		c->idle = true;
 		r = reap_wait_fd(c->fd, ev, until);
+		c->idle = false;
 		if (r == -ETIMEDOUT && !c->authed) {
 			ctr_add(&c->srv->closed_handshake, 1);
 			return r;
@@ -959,6 +1038,8 @@ static void conn_free(conn *c)
 static int conn_task(void *arg, void **result)
 {
 	conn *c = arg;
+
+	c->task = reap__task_cur();
 	/* A persistent interest: no epoll_ctl per request. Without it
 	 * (no memory), each wait arms a one-shot, which works as well. */
 	c->kept = reap__loop_fd_keep(c->fd) == 0;
@@ -1029,6 +1110,7 @@ static void accept_conn(reap__mgr_server *srv, int fd, bool is_unix)
 	reap__resp_req_init(&c->req, &srv->lim);
 	c->req.authed = c->authed;
 	reap__resp_buf_init(&c->out, 2, srv->o.out_limit);
+	reap__mgr_sess_attach(c->sess, &c->out, c);
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -1319,6 +1401,7 @@ int reap__mgr_server_create(reap_scope *s, const reap__mgr_server_opts *opts,
 	if ((r = reap__mgr_db_create(&srv->db)) < 0)
 		goto fail;
 	reap__mgr_db_set_ready_hook(srv->db, ready_hook, srv);
+	reap__mgr_db_set_push_hook(srv->db, push_hook, srv);
 	srv->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (srv->ctl_fd < 0) {
 		r = -errno;

@@ -1209,3 +1209,564 @@ TEST(hash_order_as_redis)
 	reap__mgr_sess_close(db, s3);
 	db_end();
 }
+
+/* ------------------------------------------------------------------ */
+/* Barriers and namespaces                                              */
+
+/* The barrier arrivals of a generation: n sessions in turn; all but the
+ * last block; the last gets :n-1 and wakes the others, whose retries
+ * each get their own index, once. */
+static void barrier_round(reap__mgr_sess **v, int n, const char *cmd)
+{
+	bool seen[8] = {false};
+	int before = ready_calls;
+
+	for (int i = 0; i < n - 1; i++) {
+		ASSERT_EQ_STR(x(v[i], cmd), "");
+		ASSERT_EQ_INT(last_rc, REAP__MGR_BLOCKED);
+		ASSERT_EQ_INT(ready_calls, before); /* nobody can proceed yet */
+	}
+	ASSERT_EQ_STR(x(v[n - 1], cmd), n == 3 ? ":2\r\n" : ":1\r\n");
+	ASSERT_EQ_INT(last_rc, 0);
+	ASSERT_EQ_INT(ready_calls, before + (n > 1));
+	seen[n - 1] = true;
+	for (int i = 0; i < n - 1; i++) {
+		long long idx;
+
+		x(v[i], cmd);
+		ASSERT_EQ_INT(last_rc, 0);
+		ASSERT_TRUE(reply[0] == ':');
+		idx = strtoll(reply + 1, NULL, 10);
+		ASSERT_TRUE(idx >= 0 && idx < n);
+		ASSERT_FALSE(seen[idx]);
+		seen[idx] = true;
+	}
+	for (int i = 0; i < n; i++)
+		ASSERT_TRUE(seen[i]);
+}
+
+TEST(barrier_three_sessions)
+{
+	fake_clock();
+	db_begin();
+	reap__mgr_sess *a = sess(2), *b = sess(2), *c = sess(3);
+	reap__mgr_sess *v[3] = {a, b, c}, *w[3] = {c, a, b};
+
+	EXPECT(a, "REAP.CREATE barrier X session 0",
+	       "-ERR value is not an integer or out of range\r\n");
+	EXPECT(a, "REAP.CREATE barrier X session -2",
+	       "-ERR value is not an integer or out of range\r\n");
+	EXPECT(a, "REAP.CREATE barrier X session two",
+	       "-ERR value is not an integer or out of range\r\n");
+	EXPECT(a, "REAP.CREATE barrier X session", "-ERR syntax error\r\n");
+	EXPECT(a, "REAP.CREATE barrier B persistent 3", "+OK\r\n");
+	EXPECT(a, "TYPE B", "+barrier\r\n");
+	EXPECT(a, "REAP.BARRIER nope", "-ERR no such key\r\n");
+	EXPECT(a, "REAP.BARRIER B x",
+	       "-ERR timeout is not a float or out of range\r\n");
+	EXPECT(a, "REAP.BARRIER B 1 2", "-ERR syntax error\r\n");
+	EXPECT(a, "SET s v", "+OK\r\n");
+	EXPECT(a, "REAP.BARRIER s",
+	       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+	EXPECT(a, "REAP.BARRIER B", "");
+	ASSERT_EQ_SIZE(last_blk.deadline_ns, REAP_FOREVER);
+	ASSERT_CONTAINS(x(b, "REAP.OBJECTS"), "$7\r\nbarrier\r\n");
+	ASSERT_CONTAINS(reply, "$5\r\nstate\r\n:1\r\n");
+	/* a spurious retry is not a second arrival */
+	EXPECT(a, "REAP.BARRIER B", "");
+	ASSERT_EQ_INT(last_rc, REAP__MGR_BLOCKED);
+	EXPECT(b, "REAP.BARRIER B", "");
+	/* (a blocked session runs nothing else: c asks) */
+	ASSERT_CONTAINS(x(c, "REAP.OBJECTS"), "$5\r\nstate\r\n:2\r\n");
+	EXPECT(c, "REAP.BARRIER B", ":2\r\n");
+	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_CONTAINS(x(c, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+	/* the waiters' retries: their arrival order, each once */
+	EXPECT(a, "REAP.BARRIER B", ":0\r\n");
+	EXPECT(b, "REAP.BARRIER B", ":1\r\n");
+	/* the next generations, in other orders */
+	barrier_round(w, 3, "REAP.BARRIER B");
+	barrier_round(v, 3, "REAP.BARRIER B 5");
+	/* one party: never waits */
+	EXPECT(a, "REAP.CREATE barrier one session 1", "+OK\r\n");
+	EXPECT(b, "REAP.BARRIER one", ":0\r\n");
+	EXPECT(b, "REAP.BARRIER one", ":0\r\n");
+	/* the waiters are tied to it: REAP.SESSIONS counts them */
+	EXPECT(a, "REAP.BARRIER B", "");
+	ASSERT_CONTAINS(x(b, "REAP.SESSIONS"), "$4\r\nties\r\n:2\r\n"); /* a: one, B */
+	reap__mgr_sess_close(db, c);
+	reap__mgr_sess_close(db, b);
+	reap__mgr_sess_close(db, a); /* withdraws, then deletes "one" */
+	ASSERT_EQ_SIZE(nkeys(), 2);
+	db_end();
+}
+
+TEST(barrier_timeout_withdraws)
+{
+	fake_clock();
+	db_begin();
+	reap__mgr_sess *a = sess(2), *b = sess(3), *c = sess(2);
+
+	EXPECT(a, "REAP.CREATE barrier B session 2", "+OK\r\n");
+	EXPECT(a, "REAP.BARRIER B 1.5", "");
+	ASSERT_EQ_SIZE(last_blk.deadline_ns, fake_t + 1500 * MS);
+	fake_t += 1000 * MS;
+	EXPECT(a, "REAP.BARRIER B 1.5", ""); /* spurious: the deadline kept */
+	ASSERT_EQ_SIZE(last_blk.deadline_ns, fake_t + 500 * MS);
+	fake_t += 500 * MS;
+	ASSERT_EQ_STR(xt(a, 1, "REAP.BARRIER B 1.5"), "$-1\r\n");
+	ASSERT_EQ_INT(last_rc, 0);
+	ASSERT_CONTAINS(x(c, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+	/* withdrawn: b's arrival is the first again, not the last */
+	EXPECT(b, "REAP.BARRIER B 0.25", "");
+	ASSERT_EQ_INT(last_rc, REAP__MGR_BLOCKED);
+	fake_t += 250 * MS;
+	/* timed out on its own clock (no timed_out flag): RESP3 null */
+	EXPECT(b, "REAP.BARRIER B 0.25", "_\r\n");
+	EXPECT(b, "REAP.BARRIER B", "");
+	EXPECT(c, "REAP.BARRIER B", ":1\r\n");
+	EXPECT(b, "REAP.BARRIER B", ":0\r\n");
+	/* a waiter released at its deadline gets its index, not null */
+	EXPECT(a, "REAP.BARRIER B 1", "");
+	EXPECT(c, "REAP.BARRIER B", ":1\r\n");
+	fake_t += 2 * NS;
+	ASSERT_EQ_STR(xt(a, 1, "REAP.BARRIER B 1"), ":0\r\n");
+	reap__mgr_sess_close(db, a);
+	reap__mgr_sess_close(db, b);
+	reap__mgr_sess_close(db, c);
+	db_end();
+}
+
+TEST(barrier_waiter_dies_or_deleted)
+{
+	db_begin();
+	reap__mgr_sess *a = sess(2), *b = sess(2), *c = sess(2), *d = sess(2);
+
+	EXPECT(d, "REAP.CREATE barrier B persistent 2", "+OK\r\n");
+	EXPECT(a, "REAP.BARRIER B", "");
+	reap__mgr_sess_close(db, a); /* dies waiting: withdrawn */
+	ASSERT_CONTAINS(x(d, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+	EXPECT(b, "REAP.BARRIER B", "");
+	ASSERT_EQ_INT(last_rc, REAP__MGR_BLOCKED);
+	EXPECT(c, "REAP.BARRIER B", ":1\r\n");
+	EXPECT(b, "REAP.BARRIER B", ":0\r\n");
+	/* deleted under a waiter: its retry finds no key, as a lock's */
+	EXPECT(b, "REAP.BARRIER B", "");
+	int rc0 = ready_calls;
+	EXPECT(d, "DEL B", ":1\r\n");
+	ASSERT_EQ_INT(ready_calls, rc0 + 1);
+	EXPECT(b, "REAP.BARRIER B", "-ERR no such key\r\n");
+	ASSERT_CONTAINS(x(b, "REAP.SESSIONS"), "$4\r\nties\r\n:0\r\n");
+	/* overwritten by SET: WRONGTYPE, and untied */
+	EXPECT(d, "REAP.CREATE barrier B2 session 3", "+OK\r\n");
+	EXPECT(b, "REAP.BARRIER B2", "");
+	EXPECT(c, "SET B2 v", "+OK\r\n");
+	EXPECT(b, "REAP.BARRIER B2",
+	       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+	/* the session that owns it closes under a waiter */
+	EXPECT(d, "REAP.CREATE barrier B3 session 2", "+OK\r\n");
+	EXPECT(b, "REAP.BARRIER B3", "");
+	reap__mgr_sess_close(db, d);
+	EXPECT(b, "REAP.BARRIER B3", "-ERR no such key\r\n");
+	reap__mgr_sess_close(db, b);
+	reap__mgr_sess_close(db, c);
+	db_end();
+}
+
+TEST(namespace_basics)
+{
+	db_begin();
+	reap__mgr_sess *a = sess(2), *b = sess(3);
+
+	EXPECT(a, "REAP.CREATE namespace ns session", "+OK\r\n");
+	EXPECT(a, "REAP.CREATE namespace ns session", "-ERR key already exists\r\n");
+	EXPECT(a, "REAP.CREATE namespace ns2 session x", "-ERR syntax error\r\n");
+	EXPECT(a, "TYPE ns", "+hash\r\n");
+	EXPECT(a, "HLEN ns", ":0\r\n");
+	EXPECT(a, "HGETALL ns", "*0\r\n");
+	EXPECT(b, "HSET ns a 1 b 2", ":2\r\n");
+	EXPECT(a, "HGET ns a", "$1\r\n1\r\n");
+	EXPECT(a, "HMGET ns b nope", "*2\r\n$1\r\n2\r\n$-1\r\n");
+	EXPECT(a, "HINCRBY ns n 5", ":5\r\n");
+	EXPECT(a, "HLEN ns", ":3\r\n");
+	EXPECT(b, "HGETALL ns",
+	       "%3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nn\r\n$1\r\n5\r\n");
+	EXPECT(a, "GET ns",
+	       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"), "$4\r\ntype\r\n$9\r\nnamespace\r\n");
+	ASSERT_CONTAINS(reply, "$5\r\nstate\r\n:3\r\n");
+	EXPECT(b, "HDEL ns a b n nope", ":3\r\n");
+	EXPECT(a, "EXISTS ns", ":1\r\n"); /* stays when emptied */
+	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"), "$9\r\nnamespace\r\n");
+	/* a dict made by HSET is a plain hash */
+	EXPECT(a, "HSET plain f v", ":1\r\n");
+	EXPECT(a, "DEL plain", ":1\r\n");
+	reap__mgr_sess_close(db, a); /* session lifetime: reclaimed */
+	EXPECT(b, "EXISTS ns", ":0\r\n");
+	reap__mgr_sess_close(db, b);
+	db_end();
+}
+
+TEST(oom_sweep_barrier_namespace)
+{
+	fake_clock();
+	db_begin();
+	reap__mgr_sess *s = sess(2), *t = sess(2), *u = sess(2);
+	int fails = 0;
+
+	ASSERT_GT_INT(sweep(s, "REAP.CREATE barrier B session 3", "EXISTS B"), 0);
+	ASSERT_GT_INT(sweep(s, "REAP.CREATE namespace N session", "EXISTS N"), 0);
+	ASSERT_GT_INT(sweep(s, "HSET N f v", "HGETALL N"), 0);
+	/* an arrival (blocks) grows the waiters' array: all or nothing */
+	for (long n = 1;; n++) {
+		struct test_snap snap = test_snap();
+		reap__resp_arg argv[2] = {{"REAP.BARRIER", 12}, {"B", 1}};
+		reap__resp_buf b;
+		int rc;
+
+		reap__resp_buf_init(&b, 2, 0);
+		reap_fault_alloc(n);
+		rc = reap__mgr_exec(db, t, 2, argv, 0, &b, &last_blk);
+		test_fault_disarm();
+		reap__resp_buf_fini(&b);
+		if (rc == REAP__MGR_BLOCKED)
+			break;
+		ASSERT_EQ_INT(rc, -ENOMEM);
+		ASSERT_UNCHANGED(snap);
+		ASSERT_CONTAINS(x(s, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+		fails++;
+		ASSERT_TRUE(n < 100);
+	}
+	ASSERT_GT_INT(fails, 0);
+	ASSERT_CONTAINS(x(s, "REAP.OBJECTS"), "$5\r\nstate\r\n:1\r\n");
+	EXPECT(u, "REAP.BARRIER B", "");
+	/* the release: its reply's room first */
+	ASSERT_EQ_INT(sweep(s, "REAP.BARRIER B", "REAP.OBJECTS"), 1);
+	EXPECT(t, "REAP.BARRIER B", ":0\r\n");
+	EXPECT(u, "REAP.BARRIER B", ":1\r\n");
+	reap__mgr_sess_close(db, u);
+	reap__mgr_sess_close(db, t);
+	reap__mgr_sess_close(db, s);
+	db_end();
+}
+
+/* ------------------------------------------------------------------ */
+/* CLIENT TRACKING                                                      */
+
+static int push_calls, push_rc;
+
+static void on_push(void *ctx, reap__mgr_sess *s, int rc)
+{
+	(void)ctx;
+	(void)s;
+	push_calls++;
+	push_rc = rc;
+}
+
+/* What was pushed into b since the last call (b emptied). */
+static const char *pushed(reap__resp_buf *b)
+{
+	static char t[4096];
+
+	if (b == NULL)
+		return t;
+	ASSERT_TRUE(b->len < sizeof(t));
+	if (b->len)
+		memcpy(t, b->data, b->len);
+	t[b->len] = '\0';
+	b->len = 0;
+	return t;
+}
+
+/* The last text pushed() returned. */
+static const char *reply_of_push(void)
+{
+	return pushed(NULL);
+}
+
+#define INV(k) ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" #k "\r\n"
+
+/* A tracking RESP3 session whose pushes land in *pb. */
+static reap__mgr_sess *tracker(reap__resp_buf *pb, bool noloop)
+{
+	reap__mgr_sess *s = sess(3);
+
+	reap__resp_buf_init(pb, 3, 0);
+	reap__mgr_sess_attach(s, pb, pb);
+	reap__mgr_sess_track(db, s, true, noloop);
+	ASSERT_TRUE(reap__mgr_sess_tracking(s));
+	ASSERT_EQ_PTR(reap__mgr_sess_ctx(s), pb);
+	return s;
+}
+
+TEST(tracking_invalidate_once)
+{
+	reap__resp_buf pa, pw;
+
+	db_begin();
+	reap__mgr_db_set_push_hook(db, on_push, NULL);
+	push_calls = 0;
+	reap__mgr_sess *a = tracker(&pa, false), *w = sess(2);
+
+	reap__resp_buf_init(&pw, 2, 0);
+	reap__mgr_sess_attach(w, &pw, NULL); /* w does not track: nothing */
+	EXPECT(a, "GET k", "_\r\n");
+	EXPECT(w, "SET k 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n");
+	ASSERT_EQ_INT(push_calls, 1);
+	ASSERT_EQ_INT(push_rc, 0);
+	/* forgotten until read again */
+	EXPECT(w, "SET k 2", "+OK\r\n");
+	EXPECT(w, "DEL k", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	ASSERT_EQ_INT(push_calls, 1);
+	ASSERT_EQ_STR(pushed(&pw), "");
+	/* reading twice is remembering once */
+	EXPECT(a, "GET k", "_\r\n");
+	EXPECT(a, "EXISTS k k", ":0\r\n");
+	EXPECT(w, "INCR k", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "k\r\n");
+	/* every read command, and its keys, in the order they change */
+	EXPECT(w, "HSET h f v", ":1\r\n");
+	EXPECT(w, "RPUSH l a", ":1\r\n");
+	EXPECT(a, "MGET m1 m2", "*2\r\n_\r\n_\r\n");
+	EXPECT(a, "HGET h f", "$1\r\nv\r\n");
+	EXPECT(a, "LLEN l", ":1\r\n");
+	EXPECT(w, "MSET m2 1 m1 2", "+OK\r\n");
+	EXPECT(w, "HDEL h nope", ":0\r\n"); /* no change: no push */
+	ASSERT_EQ_STR(pushed(&pa), INV(2) "m2\r\n" INV(2) "m1\r\n");
+	EXPECT(w, "HDEL h f", ":1\r\n");
+	EXPECT(w, "LPOP l", "$1\r\na\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "h\r\n" INV(1) "l\r\n");
+	EXPECT(w, "HSET h f v", ":1\r\n");
+	EXPECT(w, "RPUSH l a b", ":2\r\n");
+	EXPECT(a, "HMGET h f", "*1\r\n$1\r\nv\r\n");
+	EXPECT(a, "LRANGE l 0 0", "*1\r\n$1\r\na\r\n");
+	EXPECT(a, "TTL x", ":-2\r\n");
+	EXPECT(a, "PTTL y", ":-2\r\n");
+	EXPECT(a, "TYPE z", "+none\r\n");
+	EXPECT(a, "HLEN g", ":0\r\n");
+	EXPECT(w, "HINCRBY h n 1", ":1\r\n");
+	EXPECT(w, "RPOP l", "$1\r\nb\r\n");
+	EXPECT(w, "SET x 1", "+OK\r\n");
+	EXPECT(w, "SET y 1", "+OK\r\n");
+	EXPECT(w, "LPUSH z 1", ":1\r\n");
+	EXPECT(w, "HSET g a b", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "h\r\n" INV(1) "l\r\n" INV(1) "x\r\n"
+				   INV(1) "y\r\n" INV(1) "z\r\n" INV(1) "g\r\n");
+	EXPECT(a, "HGETALL h", "%2\r\n$1\r\nf\r\n$1\r\nv\r\n$1\r\nn\r\n$1\r\n1\r\n");
+	EXPECT(w, "HSET h f v2", ":0\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "h\r\n");
+	/* a read that fails by type still names its key, as in Redis */
+	EXPECT(a, "GET h",
+	       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+	EXPECT(w, "DEL h", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "h\r\n");
+	/* writes do not remember; arity errors do not */
+	EXPECT(a, "INCR c", ":1\r\n");
+	EXPECT(a, "GET c d", "-ERR wrong number of arguments for 'get' command\r\n");
+	EXPECT(w, "INCR c", ":2\r\n");
+	EXPECT(w, "SET d 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	/* its own change: the push follows its reply */
+	EXPECT(a, "GET k", "$1\r\n1\r\n");
+	EXPECT(a, "SET k 5", "+OK\r\n" INV(1) "k\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	reap__mgr_sess_close(db, a);
+	reap__mgr_sess_close(db, w);
+	reap__resp_buf_fini(&pa);
+	reap__resp_buf_fini(&pw);
+	db_end();
+}
+
+TEST(tracking_delete_expire_reclaim_flush)
+{
+	reap__resp_buf pa, pn;
+
+	fake_clock();
+	db_begin();
+	reap__mgr_sess *a = tracker(&pa, false), *n = tracker(&pn, true);
+	reap__mgr_sess *w = sess(2);
+
+	/* EXPIRE changes the key */
+	EXPECT(w, "SET e 1", "+OK\r\n");
+	EXPECT(a, "GET e", "$1\r\n1\r\n");
+	EXPECT(w, "EXPIRE e 10", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "e\r\n");
+	EXPECT(w, "EXPIRE nope 10", ":0\r\n");
+	/* active expiry */
+	EXPECT(a, "GET e", "$1\r\n1\r\n");
+	fake_t += 11 * NS;
+	ASSERT_EQ_SIZE(reap__mgr_db_expire(db, fake_t), 1);
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "e\r\n");
+	/* lazy expiry, by another's read */
+	EXPECT(w, "SET e 1 PX 100", "+OK\r\n");
+	EXPECT(a, "TTL e", ":0\r\n");
+	fake_t += 200 * MS;
+	EXPECT(w, "GET e", "$-1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "e\r\n");
+	/* lazy expiry by its own read: the push after the reply, and the
+	 * key remembered again */
+	EXPECT(w, "SET e 1 PX 100", "+OK\r\n");
+	EXPECT(a, "GET e", "$1\r\n1\r\n");
+	fake_t += 200 * MS;
+	EXPECT(a, "GET e", "_\r\n" INV(1) "e\r\n");
+	EXPECT(w, "SET e 2", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "e\r\n");
+	/* reclaim: a session object whose session closes */
+	reap__mgr_sess *o = sess(2);
+	EXPECT(o, "REAP.CREATE value v session x", "+OK\r\n");
+	EXPECT(o, "REAP.CREATE value sh shared x", "+OK\r\n");
+	EXPECT(a, "MGET v sh", "*2\r\n$1\r\nx\r\n$1\r\nx\r\n");
+	EXPECT(n, "GET v", "$1\r\nx\r\n");
+	reap__mgr_sess_close(db, o);
+	/* (in the keyspace's order) */
+	pushed(&pa);
+	ASSERT_TRUE(strcmp(reply_of_push(), INV(1) "v\r\n" INV(2) "sh\r\n") == 0 ||
+		    strcmp(reply_of_push(), INV(2) "sh\r\n" INV(1) "v\r\n") == 0);
+	ASSERT_EQ_STR(pushed(&pn), INV(1) "v\r\n");
+	/* REAP.CREATE makes a key a read found missing */
+	EXPECT(a, "GET r", "_\r\n");
+	EXPECT(w, "REAP.CREATE value r shared", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "r\r\n");
+	EXPECT(a, "GET r", "$0\r\n\r\n");
+	EXPECT(w, "REAP.RELEASE r", ":0\r\n"); /* deleted */
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "r\r\n");
+	/* NOLOOP: not told of its own changes; others are */
+	EXPECT(n, "GET q", "_\r\n");
+	EXPECT(a, "GET q", "_\r\n");
+	EXPECT(n, "SET q 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pn), "");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "q\r\n");
+	EXPECT(n, "GET q", "$1\r\n1\r\n");
+	EXPECT(w, "SET q 2", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pn), INV(1) "q\r\n");
+	/* FLUSHALL: a null to every tracking session, the runner (even
+	 * with NOLOOP) after its reply; the keys are all forgotten */
+	EXPECT(a, "GET k1", "_\r\n");
+	EXPECT(n, "FLUSHALL", "+OK\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n");
+	ASSERT_EQ_STR(pushed(&pa), ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+	EXPECT(w, "SET k1 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	reap__mgr_sess_close(db, a);
+	reap__mgr_sess_close(db, n);
+	reap__mgr_sess_close(db, w);
+	reap__resp_buf_fini(&pa);
+	reap__resp_buf_fini(&pn);
+	db_end();
+}
+
+TEST(tracking_off_resp2_overflow_close)
+{
+	reap__resp_buf pa, p2, small;
+
+	db_begin();
+	reap__mgr_db_set_push_hook(db, on_push, NULL);
+	push_calls = 0;
+	reap__mgr_sess *a = tracker(&pa, false), *w = sess(2);
+
+	/* OFF: no more pushes, and the keys are forgotten */
+	EXPECT(a, "GET k", "_\r\n");
+	reap__mgr_sess_track(db, a, false, false);
+	ASSERT_FALSE(reap__mgr_sess_tracking(a));
+	EXPECT(w, "SET k 1", "+OK\r\n");
+	reap__mgr_sess_track(db, a, true, false);
+	EXPECT(w, "SET k 2", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	ASSERT_EQ_INT(push_calls, 0);
+	/* RESP2: tracked, but nothing sent (Redis without REDIRECT) */
+	reap__mgr_sess *r2 = sess(2);
+	reap__resp_buf_init(&p2, 2, 0);
+	reap__mgr_sess_attach(r2, &p2, NULL);
+	reap__mgr_sess_track(db, r2, true, false);
+	EXPECT(r2, "GET k", "$1\r\n2\r\n");
+	EXPECT(r2, "SET k 3", "+OK\r\n");
+	EXPECT(w, "SET k 4", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&p2), "");
+	ASSERT_EQ_INT(push_calls, 0);
+	/* a push the buffer refuses is reported, for the client's close */
+	reap__mgr_sess *t = sess(3);
+	reap__resp_buf_init(&small, 3, 16);
+	reap__mgr_sess_attach(t, &small, NULL);
+	reap__mgr_sess_track(db, t, true, false);
+	EXPECT(t, "GET a-rather-long-key-name", "_\r\n");
+	EXPECT(w, "SET a-rather-long-key-name 1", "+OK\r\n");
+	ASSERT_EQ_INT(push_calls, 1);
+	ASSERT_EQ_INT(push_rc, -ENOBUFS);
+	ASSERT_EQ_SIZE(small.len, 0);
+	/* sessions that close while tracking leave nothing behind (the
+	 * runner's check of allocations), and are sent nothing after */
+	EXPECT(a, "MGET k x y", "*3\r\n$1\r\n4\r\n_\r\n_\r\n");
+	EXPECT(t, "GET x", "_\r\n");
+	reap__mgr_sess_close(db, a);
+	reap__mgr_sess_close(db, t);
+	EXPECT(w, "MSET k 1 x 1 y 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), "");
+	ASSERT_EQ_INT(push_calls, 1);
+	/* one still tracking when the store goes */
+	EXPECT(r2, "GET z", "$-1\r\n");
+	reap__mgr_sess_close(db, w);
+	reap__resp_buf_fini(&pa);
+	reap__resp_buf_fini(&small);
+	db_end(); /* r2 is freed with the store */
+	reap__resp_buf_fini(&p2);
+}
+
+TEST(oom_sweep_tracking)
+{
+	reap__resp_buf pa;
+	int fails = 0;
+
+	db_begin();
+	reap__mgr_sess *a = tracker(&pa, false), *w = sess(2);
+
+	EXPECT(a, "GET b", "_\r\n"); /* one key there already */
+	for (long n = 1;; n++) {
+		struct test_snap snap = test_snap();
+		reap__resp_arg argv[5] = {{"MGET", 4}, {"a", 1}, {"b", 1},
+					  {"c", 1}, {"a", 1}};
+		reap__resp_buf b;
+		int rc;
+
+		reap__resp_buf_init(&b, 3, 0);
+		reap_fault_alloc(n);
+		rc = reap__mgr_exec(db, a, 5, argv, 0, &b, &last_blk);
+		test_fault_disarm();
+		reap__resp_buf_fini(&b);
+		if (rc == 0)
+			break;
+		ASSERT_EQ_INT(rc, -ENOMEM);
+		ASSERT_UNCHANGED(snap);
+		fails++;
+		ASSERT_TRUE(n < 100);
+	}
+	ASSERT_GT_INT(fails, 3);
+	EXPECT(w, "MSET c 1 b 1 a 1", "+OK\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "c\r\n" INV(1) "b\r\n" INV(1) "a\r\n");
+	/* the first table of tracked keys, under failure too */
+	fails = 0;
+	for (long n = 1;; n++) {
+		struct test_snap snap = test_snap();
+		reap__resp_arg argv[2] = {{"GET", 3}, {"a", 1}};
+		reap__resp_buf b;
+		int rc;
+
+		reap__resp_buf_init(&b, 3, 0);
+		reap_fault_alloc(n);
+		rc = reap__mgr_exec(db, a, 2, argv, 0, &b, &last_blk);
+		test_fault_disarm();
+		reap__resp_buf_fini(&b);
+		if (rc == 0)
+			break;
+		ASSERT_EQ_INT(rc, -ENOMEM);
+		ASSERT_UNCHANGED(snap);
+		fails++;
+	}
+	ASSERT_GT_INT(fails, 2);
+	EXPECT(w, "DEL a", ":1\r\n");
+	ASSERT_EQ_STR(pushed(&pa), INV(1) "a\r\n");
+	reap__mgr_sess_close(db, a);
+	reap__mgr_sess_close(db, w);
+	reap__resp_buf_fini(&pa);
+	db_end();
+}

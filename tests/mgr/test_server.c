@@ -736,3 +736,246 @@ TEST(daemon_unix_and_tcp)
 	snprintf(rm, sizeof rm, "rm -rf %s", dir);
 	ASSERT_EQ_INT(system(rm), 0);
 }
+
+/* ------------------------------------------------------------------ */
+/* Barriers and CLIENT TRACKING over sockets                            */
+
+/* Everything that arrives within ms of quiet (at most 1 s in all). */
+static char *drain(int fd, int ms)
+{
+	static char buf[8192];
+	size_t len = 0;
+	uint64_t until = reap_now_ns() + 1000000000ull;
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (reap_now_ns() >= until || poll(&p, 1, ms) <= 0)
+			break;
+		ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+/* Send PING and return what came before its +PONG: whatever the
+ * connection was sent meanwhile, with no timing guesses. */
+static char *until_pong(int fd)
+{
+	static char buf[8192];
+	size_t len = 0;
+	put(fd, "*1\r\n$4\r\nPING\r\n", 14);
+	while (len < 7 || memcmp(buf + len - 7, "+PONG\r\n", 7) != 0) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 3000) <= 0)
+			return strcpy(buf, "TIMEOUT");
+		ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+		if (n <= 0)
+			return strcpy(buf, "EOF");
+		len += (size_t)n;
+	}
+	buf[len - 7] = 0;
+	return buf;
+}
+
+/* A command as a RESP array, words split on spaces. */
+static void send_cmd(int fd, const char *line)
+{
+	char req[1024], words[512], *save = NULL;
+	int nw = 0, len;
+	char *parts[32];
+	snprintf(words, sizeof words, "%s", line);
+	for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		parts[nw++] = w;
+	len = snprintf(req, sizeof req, "*%d\r\n", nw);
+	for (int k = 0; k < nw; k++)
+		len += snprintf(req + len, sizeof req - (size_t)len, "$%zu\r\n%s\r\n",
+				strlen(parts[k]), parts[k]);
+	put(fd, req, (size_t)len);
+}
+
+static const char *cmd_reply(int fd, const char *line)
+{
+	send_cmd(fd, line);
+	return reply(fd, 3000, NULL);
+}
+
+/* Three connections meet at a barrier: each gets its own index; one that
+ * disconnects while waiting is withdrawn. */
+TEST(barrier_over_sockets)
+{
+	running r;
+	reap__mgr_server_opts o = {0};
+	start(&r, &o);
+	int a = dial(r.path), b = dial(r.path), c = dial(r.path);
+	ASSERT_EQ_STR(cmd_reply(a, "REAP.CREATE barrier B persistent 3"), "+OK\r\n");
+	for (int round = 0; round < 2; round++) {
+		bool seen[3] = {false};
+		send_cmd(a, "REAP.BARRIER B");
+		send_cmd(b, "REAP.BARRIER B 10");
+		ASSERT_EQ_STR(reply(a, 200, NULL), "TIMEOUT");
+		ASSERT_EQ_STR(reply(b, 10, NULL), "TIMEOUT");
+		ASSERT_EQ_STR(cmd_reply(c, "REAP.BARRIER B"), ":2\r\n");
+		int fds[2] = {a, b};
+		for (int i = 0; i < 2; i++) {
+			char *x = reply(fds[i], 3000, NULL);
+			ASSERT_TRUE(strcmp(x, ":0\r\n") == 0 || strcmp(x, ":1\r\n") == 0);
+			ASSERT_FALSE(seen[x[1] - '0']);
+			seen[x[1] - '0'] = true;
+		}
+	}
+	/* a waiter that disconnects is withdrawn */
+	ASSERT_EQ_STR(cmd_reply(a, "REAP.CREATE barrier P persistent 2"), "+OK\r\n");
+	int d = dial(r.path);
+	send_cmd(d, "REAP.BARRIER P");
+	ASSERT_EQ_STR(reply(d, 100, NULL), "TIMEOUT");
+	close(d);
+	usleep(400000); /* the server notices within 100 ms */
+	ASSERT_CONTAINS(cmd_reply(a, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+	ASSERT_EQ_STR(cmd_reply(b, "REAP.BARRIER P 0.2"), "$-1\r\n"); /* alone */
+	send_cmd(b, "REAP.BARRIER P");
+	ASSERT_EQ_STR(cmd_reply(c, "REAP.BARRIER P"), ":1\r\n");
+	ASSERT_EQ_STR(reply(b, 3000, NULL), ":0\r\n");
+	close(a);
+	close(b);
+	close(c);
+	stop(&r);
+}
+
+#define PUSH_K ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+
+/* Invalidations reach a connection that sits idle, waiting for input;
+ * once per read; not after OFF; not in RESP2. */
+TEST(tracking_push_to_idle_client)
+{
+	running r;
+	reap__mgr_server_opts o = {0};
+	start(&r, &o);
+	int a = dial(r.path), w = dial(r.path), r2 = dial(r.path);
+	ASSERT_CONTAINS(cmd_reply(a, "HELLO 3"), "proto");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING"),
+		      "-ERR wrong number of arguments for 'client|tracking' command\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING MAYBE"), "-ERR syntax error\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING ON FOO"), "-ERR syntax error\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING ON REDIRECT"), "-ERR syntax error\r\n");
+	ASSERT_CONTAINS(cmd_reply(a, "CLIENT TRACKING ON BCAST"),
+			"-ERR CLIENT TRACKING BCAST is not supported");
+	ASSERT_CONTAINS(cmd_reply(a, "CLIENT TRACKING ON PREFIX p"),
+			"-ERR CLIENT TRACKING PREFIX is not supported");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING OFF BCAST"), "+OK\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING on"), "+OK\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "_\r\n");
+	ASSERT_EQ_STR(cmd_reply(w, "SET k 1"), "+OK\r\n");
+	ASSERT_EQ_STR(drain(a, 200), PUSH_K); /* a sent nothing meanwhile */
+	ASSERT_EQ_STR(cmd_reply(w, "SET k 2"), "+OK\r\n");
+	ASSERT_EQ_STR(drain(a, 200), "");
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "$1\r\n2\r\n");
+	ASSERT_EQ_STR(cmd_reply(w, "DEL k"), ":1\r\n");
+	ASSERT_EQ_STR(drain(a, 200), PUSH_K);
+	/* its own write: the reply, then the push */
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "_\r\n");
+	send_cmd(a, "SET k 3");
+	ASSERT_EQ_STR(drain(a, 200), "+OK\r\n" PUSH_K);
+	/* while blocked in another command, the push comes first */
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "$1\r\n3\r\n");
+	send_cmd(a, "BLPOP q 0");
+	ASSERT_EQ_STR(cmd_reply(w, "INCR k"), ":4\r\n");
+	ASSERT_EQ_STR(drain(a, 200), PUSH_K);
+	ASSERT_EQ_STR(cmd_reply(w, "RPUSH q x"), ":1\r\n");
+	ASSERT_EQ_STR(drain(a, 200), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+	/* RESP2: accepted, nothing sent */
+	ASSERT_EQ_STR(cmd_reply(r2, "CLIENT TRACKING ON"), "+OK\r\n");
+	ASSERT_EQ_STR(cmd_reply(r2, "GET k"), "$1\r\n4\r\n");
+	/* OFF */
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "$1\r\n4\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING OFF"), "+OK\r\n");
+	ASSERT_EQ_STR(cmd_reply(w, "SET k 5"), "+OK\r\n");
+	ASSERT_EQ_STR(drain(a, 200), "");
+	ASSERT_EQ_STR(drain(r2, 10), "");
+	/* a tracking client that leaves: nothing retained, nothing sent */
+	ASSERT_EQ_STR(cmd_reply(a, "CLIENT TRACKING ON NOLOOP"), "+OK\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "$1\r\n5\r\n");
+	ASSERT_EQ_STR(cmd_reply(a, "SET k 6"), "+OK\r\n"); /* NOLOOP */
+	ASSERT_EQ_STR(drain(a, 100), "");
+	ASSERT_EQ_STR(cmd_reply(a, "GET k"), "$1\r\n6\r\n");
+	close(a);
+	usleep(100000);
+	ASSERT_EQ_STR(cmd_reply(w, "SET k 7"), "+OK\r\n");
+	close(w);
+	close(r2);
+	stop(&r);
+}
+
+/* The invalidation pushes and the CLIENT TRACKING replies, byte for byte
+ * against redis-server. */
+TEST(tracking_conformance_redis_server)
+{
+	if (!have("redis-server"))
+		test_skip("redis-server is not installed (apt-get install redis-server)");
+	running r;
+	reap__mgr_server_opts o = {0};
+	start(&r, &o);
+	char dir[] = "/tmp/reap-redis.XXXXXX", sock[300];
+	ASSERT_NOT_NULL(mkdtemp(dir));
+	pid_t pid;
+	ASSERT_TRUE(start_redis(dir, sock, sizeof sock, &pid));
+	/* who: 'a' tracks (RESP3), 'w' writes, '2' tracks in RESP2; a
+	 * leading '!' runs without comparing */
+	static const char *const script[] = {
+		"a!HELLO 3", "aCLIENT TRACKING ON", "aGET k", "wSET k v",
+		"aGET k", "wSET k v2", "wDEL k", "aMGET k k2", "wMSET k2 1 k 2",
+		"aHGET h f", "wHSET h f v", "aHGETALL h", "wHDEL h nope",
+		"wHDEL h f", "aLLEN l", "wRPUSH l x", "aLRANGE l 0 -1", "wLPOP l",
+		"aEXISTS e", "wSET e 1", "aTTL e", "wEXPIRE e 100", "aGET e",
+		"aSET e 2", "aGET e", "aDEL e", "aGET e", "wSET e 1 PX 1",
+		"!w", "wGET e", "aGET nokey", "aFLUSHALL", "wFLUSHALL",
+		"aCLIENT TRACKING ON NOLOOP", "aGET k", "aSET k 1", "aFLUSHALL",
+		"aCLIENT TRACKING MAYBE", "aCLIENT TRACKING ON FOO",
+		"aCLIENT TRACKING", "aCLIENT TRACKING OFF", "aGET k", "wSET k 2",
+		"2CLIENT TRACKING ON", "2GET k", "wSET k 3", "2SET k 4",
+		"aCLIENT TRACKING ON", "aGET longer-key-name-here",
+		"wSET longer-key-name-here x",
+	};
+	int fa[3] = {dial(r.path), dial(r.path), dial(r.path)};
+	int fb[3] = {dial(sock), dial(sock), dial(sock)};
+	size_t diffs = 0;
+	for (size_t i = 0; i < sizeof script / sizeof script[0]; i++) {
+		const char *s = script[i];
+		bool cmp = true;
+		if (s[0] == '!') { /* a pause, for the PX to pass */
+			usleep(50000);
+			continue;
+		}
+		int who = s[0] == 'a' ? 0 : s[0] == 'w' ? 1 : 2;
+		s++;
+		if (s[0] == '!') {
+			cmp = false;
+			s++;
+		}
+		send_cmd(fa[who], s);
+		send_cmd(fb[who], s);
+		/* what every connection got: the reply and any push */
+		for (int k = 0; k < 3; k++) {
+			char got[8192];
+			snprintf(got, sizeof got, "%s", until_pong(fa[k]));
+			char *want = until_pong(fb[k]);
+			if (cmp && strcmp(got, want) != 0) {
+				fprintf(stderr, "DIFF %s (conn %d)\n  reap:  %s\n  redis: %s\n",
+					s, k, got, want);
+				diffs++;
+			}
+		}
+	}
+	for (int k = 0; k < 3; k++) {
+		close(fa[k]);
+		close(fb[k]);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	char rm[400];
+	snprintf(rm, sizeof rm, "rm -rf %s", dir);
+	ASSERT_EQ_INT(system(rm), 0);
+	stop(&r);
+	ASSERT_EQ_SIZE(diffs, 0);
+}
