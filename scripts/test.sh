@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: ASan+UBSan with -Werror under gcc and clang (clang's
-# also fuzzes the RESP decoders for 30 s), every
+# also fuzzes the RESP decoders and the client's value decoder for 30 s
+# each), every
 # test again under TSan (the stress tests are labelled "concurrent"), a
 # build with the ledger compiled out, the coroutine and loop tests built
 # for AArch64 and run under qemu (the other context switch in assembly),
@@ -40,18 +41,25 @@ run_suite() { # name, ctest args, cmake args...
 run_suite asan-gcc "" -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Asan
 run_suite asan-clang "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Asan \
 	-DREAP_FUZZ=ON
-# The RESP decoders under libFuzzer for a bounded time, from the committed
-# corpus (new inputs go to a scratch copy). A crash leaves its input in
-# build-asan-clang/fuzz-out/ and fails the run: commit it to
-# tests/fuzz/crashes_resp/ with the fix.
-echo "== fuzz: RESP decoders, ${REAP_FUZZ_SECONDS:-30} s"
-rm -rf build-asan-clang/fuzz-out build-asan-clang/fuzz-corpus
-mkdir -p build-asan-clang/fuzz-out build-asan-clang/fuzz-corpus
-(cd build-asan-clang/fuzz-out && ../tests/fuzz_resp -max_total_time="${REAP_FUZZ_SECONDS:-30}" \
-	-dict=../../tests/fuzz/resp.dict -print_final_stats=1 \
-	../fuzz-corpus ../../tests/fuzz/corpus_resp 2>fuzz.log) ||
-	{ tail -40 build-asan-clang/fuzz-out/fuzz.log; exit 1; }
-grep -E "^stat::number_of_executed_units" build-asan-clang/fuzz-out/fuzz.log || true
+# The RESP decoders and the client's value decoder under libFuzzer for a
+# bounded time each, from the committed corpus (new inputs go to a
+# scratch copy). A crash leaves its input in build-asan-clang/fuzz-out/
+# and fails the run: commit it to tests/fuzz/crashes_<name>/ with the fix.
+fuzz() { # name [libFuzzer options...]
+	local name=$1
+	shift
+	echo "== fuzz: $name, ${REAP_FUZZ_SECONDS:-30} s"
+	rm -rf "build-asan-clang/fuzz-out-$name" "build-asan-clang/fuzz-corpus-$name"
+	mkdir -p "build-asan-clang/fuzz-out-$name" "build-asan-clang/fuzz-corpus-$name"
+	(cd "build-asan-clang/fuzz-out-$name" &&
+		"../tests/fuzz_$name" -max_total_time="${REAP_FUZZ_SECONDS:-30}" \
+		-print_final_stats=1 "$@" "../fuzz-corpus-$name" \
+		"../../tests/fuzz/corpus_$name" 2>fuzz.log) ||
+		{ tail -40 "build-asan-clang/fuzz-out-$name/fuzz.log"; exit 1; }
+	grep -E "^stat::number_of_executed_units" "build-asan-clang/fuzz-out-$name/fuzz.log" || true
+}
+fuzz resp -dict=../../tests/fuzz/resp.dict
+fuzz value
 run_suite tsan "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Tsan
 run_suite noledger "-R ^test_scope\\." -DCMAKE_BUILD_TYPE=Release -DREAP_LEDGER=OFF
 run_suite aarch64 "-R ^test_(ctx|loop)\\." -DCMAKE_BUILD_TYPE=Debug \

@@ -60,6 +60,7 @@ static int manager_main(reap_scope *root, void *arg)
 	const reap_mgr_opts *o = a->o;
 	reap__mgr_server_opts so = {0};
 	reap__mgr_server *srv;
+	reap_scope *ss;
 	char line[ADDR_MAX + 8];
 	sigset_t set;
 	int rc;
@@ -78,7 +79,10 @@ static int manager_main(reap_scope *root, void *arg)
 	so.key = o->key;
 	so.key_len = o->key_len;
 	so.handle_signals = true;
-	if ((rc = reap__mgr_server_create(root, &so, &srv)) < 0) {
+	/* The server lives in a scope closed before the child exits, so
+	 * that nothing is left in its root to report. */
+	if ((rc = reap_scope_open(root, &ss)) < 0 ||
+	    (rc = reap__mgr_server_create(ss, &so, &srv)) < 0) {
 		snprintf(line, sizeof line, "%d\n", rc);
 		report(a->ready[1], line);
 		return 1;
@@ -94,8 +98,9 @@ static int manager_main(reap_scope *root, void *arg)
 	}
 	report(a->ready[1], line);
 	rc = reap__mgr_server_run(srv);
-	/* The root closes at the child's exit: the server's sockets and
-	 * directory go then. */
+	/* Its sockets and its directory go now. */
+	if (reap_scope_close(ss) < 0 && rc == 0)
+		rc = -EIO;
 	return rc < 0 ? 1 : 0;
 }
 

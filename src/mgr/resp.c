@@ -62,7 +62,7 @@ enum { ST_START, ST_INLINE, ST_MBULK };
 
 /* Redis's string2ll rules: "0", or an optional '-' then a digit 1-9 then
  * digits; nothing else, and no overflow. */
-static bool parse_ll(const char *p, size_t n, int64_t *out)
+bool reap__resp_parse_ll(const char *p, size_t n, int64_t *out)
 {
 	uint64_t v;
 	size_t i;
@@ -348,7 +348,7 @@ static int parse_mbulk(reap__resp_req *r, const char *p, size_t n)
 			r->scan = at;
 			return REAP__RESP_MORE;
 		}
-		if (!parse_ll(p + 1, at - 1, &ll) || ll > r->lim.max_multibulk)
+		if (!reap__resp_parse_ll(p + 1, at - 1, &ll) || ll > r->lim.max_multibulk)
 			return proto(r, PERR("invalid multibulk length"));
 		if (!r->authed && ll > r->lim.preauth_multibulk)
 			return proto(r, PERR("unauthenticated multibulk length"));
@@ -381,7 +381,7 @@ static int parse_mbulk(reap__resp_req *r, const char *p, size_t n)
 			}
 			if (q[0] != '$')
 				return proto_expected(r, q[0]);
-			if (!parse_ll(q + 1, at - 1, &ll) || ll < 0 ||
+			if (!reap__resp_parse_ll(q + 1, at - 1, &ll) || ll < 0 ||
 			    ll > r->lim.max_bulk)
 				return proto(r, PERR("invalid bulk length"));
 			if (!r->authed && ll > r->lim.preauth_bulk)
@@ -1080,7 +1080,7 @@ int reap__resp_reader_parse(reap__resp_reader *r, const char *buf, size_t len,
 			v.str.len = sl;
 			break;
 		case ':':
-			if (!parse_ll(s, sl, &v.i))
+			if (!reap__resp_parse_ll(s, sl, &v.i))
 				return rproto(r, "invalid integer");
 			v.type = REAP__RESP_INT;
 			break;
@@ -1103,7 +1103,7 @@ int reap__resp_reader_parse(reap__resp_reader *r, const char *buf, size_t len,
 		case '$':
 		case '!':
 		case '=':
-			if (!parse_ll(s, sl, &ll) || ll < -1 ||
+			if (!reap__resp_parse_ll(s, sl, &ll) || ll < -1 ||
 			    (ll == -1 && p[0] != '$'))
 				return rproto(r, "invalid bulk length");
 			if (ll == -1) {
@@ -1139,7 +1139,7 @@ int reap__resp_reader_parse(reap__resp_reader *r, const char *buf, size_t len,
 		case '>':
 		case '%':
 		case '|':
-			if (!parse_ll(s, sl, &ll) || ll < -1 ||
+			if (!reap__resp_parse_ll(s, sl, &ll) || ll < -1 ||
 			    (ll == -1 && p[0] != '*'))
 				return rproto(r, "invalid aggregate length");
 			if (ll == -1) {

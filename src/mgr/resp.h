@@ -144,6 +144,9 @@ REAP_NODISCARD int reap__resp_bignum(reap__resp_buf *b, const char *p, size_t n)
 int reap__resp_reserve(reap__resp_buf *b, size_t n);
 
 size_t reap__resp_ll2str(char *buf, int64_t v);
+/* Redis's string2ll: the whole of p[0, n), "0" or an optional '-' then
+ * no leading zero, within int64. */
+bool reap__resp_parse_ll(const char *p, size_t n, int64_t *out);
 size_t reap__resp_d2str(char *buf, double d);
 
 /* ------------------------------------------------------------------ */
