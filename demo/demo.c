@@ -13,6 +13,9 @@
  * pipe, a forked fn child with its own root scope, a child that ignores
  * SIGTERM killed after its grace period, a shared counter with an exact
  * total, and a lock holder killed mid-update whose data is repaired.
+ * Part 6, the manager (mgr.c): a manager process shared by three worker
+ * processes through typed proxies, batched; a worker killed holding the
+ * manager's lock, its successor told, its session objects reclaimed.
  *
  *     reap-demo          the tour
  *     reap-demo --leak   also leak one scope on purpose and show the
@@ -197,11 +200,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	printf("\n8. The manager: shared objects for many processes, a worker "
+	       "killed holding\n   a lock, what it owned reclaimed.\n\n");
+	if ((rc = demo_mgr()) < 0) {
+		fprintf(stderr, "demo: mgr: %s\n", reap_strerror(rc));
+		return 1;
+	}
+
 	if (leak) {
 		reap_scope *forgotten;
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		printf("\n8. --leak: open a scope holding a descriptor and never "
+		printf("\n9. --leak: open a scope holding a descriptor and never "
 		       "close it.\n   With REAP_DEBUG=leaks (switched on here by "
 		       "reap_debug_set), exit\n   prints what was left open, with "
 		       "the line that created it:\n\n");

@@ -10,5 +10,6 @@ int demo_objects(void); /* objects.c */
 int demo_threads(void); /* threads.c */
 int demo_async(void);   /* async.c */
 int demo_proc(void);    /* proc.c */
+int demo_mgr(void);     /* mgr.c */
 
 #endif
