@@ -89,6 +89,12 @@ typedef struct reap_loop_opts {
 				   * linked statically (libreap.a defines
 				   * them; libreap.so exports only reap_*),
 				   * else when they exceed the threshold */
+	uint64_t spin_ns;         /* busy polling: before sleeping in the
+				   * poller while tasks wait on fds, poll
+				   * without sleeping for up to this long, so
+				   * that a reply arriving meanwhile costs no
+				   * sleep and wake-up (lower latency, more
+				   * CPU); 0: never */
 } reap_loop_opts;
 
 /*

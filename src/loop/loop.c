@@ -317,6 +317,21 @@ static int spin_for_offloads(reap_loop *loop)
 	return hit;
 }
 
+/* Busy polling (opts.spin_ns): poll without sleeping until an event
+ * comes or the time is up. Returns the events taken, or 0. */
+static int spin_poll(reap_loop *loop, struct reap__poll_event *ev)
+{
+	uint64_t until = reap__add_sat(reap_now_ns(), loop->opts.spin_ns);
+	int k;
+
+	do {
+		k = reap__poll_wait(&loop->poll, 0, ev, REAP__POLL_BATCH);
+		if (k != 0)
+			return k < 0 ? 0 : k;
+	} while (reap_now_ns() < until);
+	return 0;
+}
+
 /*
  * One turn: run the tasks that are ready now (not those they make
  * ready), then take finished offloads, poll (blocking up to the next
@@ -367,7 +382,11 @@ static void turn(reap_loop *loop, int block)
 		loop->skipped = 0;
 		if (timeout != 0)
 			now = 0; /* it may block: read the clock again after */
-		k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
+		k = 0;
+		if (timeout != 0 && loop->fd_waits > 0 && loop->opts.spin_ns > 0)
+			k = spin_poll(loop, ev);
+		if (k == 0)
+			k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
 		if (k > 0)
 			dispatch(loop, ev, k);
 		take_offloads(loop);

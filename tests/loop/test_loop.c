@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "../runner.h"
 #include "../../src/loop/ctx.h"
 #include "../../src/loop/loop_internal.h"
@@ -2735,4 +2737,72 @@ TEST(loop_kept_fd_bad_input)
 	close_loop();
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* Busy polling (reap_loop_opts.spin_ns): a task's fd wait whose event
+ * comes within the spin is taken without the loop thread sleeping; the
+ * same wait without spin sleeps. Counted with the thread's voluntary
+ * context switches. */
+struct spin_arg {
+	int fd[2];
+	long nvcsw;
+	int rc;
+};
+
+static void *write_soon(void *arg)
+{
+	struct spin_arg *a = arg;
+
+	usleep(2000);
+	if (write(a->fd[1], "x", 1) != 1)
+		abort();
+	return NULL;
+}
+
+static int spin_main(void *arg, void **result)
+{
+	struct spin_arg *a = arg;
+	struct rusage r0, r1;
+	pthread_t t;
+	char b;
+
+	(void)result;
+	ASSERT_EQ_INT(pthread_create(&t, NULL, write_soon, a), 0);
+	getrusage(RUSAGE_THREAD, &r0);
+	a->rc = reap_wait_fd(a->fd[0], REAP_READ, reap_now_ns() + 5000 * MS);
+	getrusage(RUSAGE_THREAD, &r1);
+	a->nvcsw = r1.ru_nvcsw - r0.ru_nvcsw;
+	ASSERT_EQ_INT(read(a->fd[0], &b, 1), 1);
+	ASSERT_EQ_INT(pthread_join(t, NULL), 0);
+	return 0;
+}
+
+TEST(loop_spin_takes_events_without_sleeping)
+{
+	struct spin_arg a;
+	reap_loop *loop;
+	reap_scope *s;
+	long slept = 0, spun = 0;
+
+	ASSERT_OK(pipe2(a.fd, O_CLOEXEC));
+	/* a few tries: a preempted writer can outlast a spin now and then */
+	for (int i = 0; i < 3; i++) {
+		ASSERT_OK(reap_scope_open(NULL, &s));
+		ASSERT_OK(reap_loop_create(s, &loop));
+		ASSERT_OK(reap_loop_run(loop, spin_main, &a, NULL));
+		ASSERT_GE_INT(a.rc, 0);
+		slept += a.nvcsw > 0;
+		ASSERT_OK(reap_scope_close(s));
+		ASSERT_OK(reap_scope_open(NULL, &s));
+		ASSERT_OK(reap_loop_create_opts(s, &(reap_loop_opts){.spin_ns = 500 * MS},
+						&loop));
+		ASSERT_OK(reap_loop_run(loop, spin_main, &a, NULL));
+		ASSERT_GE_INT(a.rc, 0);
+		spun += a.nvcsw == 0;
+		ASSERT_OK(reap_scope_close(s));
+	}
+	ASSERT_GE_INT(slept, 2);
+	ASSERT_GE_INT(spun, 2);
+	close(a.fd[0]);
+	close(a.fd[1]);
 }
