@@ -8,7 +8,9 @@
  * --unix PATH: the socket's directory must be ours and 0700; if it does
  * not exist it is created 0700 and removed at exit. --unix-private
  * creates a private directory with mkdtemp and prints the socket path.
- * TCP always requires the key. SIGTERM or SIGINT (or SHUTDOWN) stop it
+ * --spin-us N: busy-poll N microseconds after serving before sleeping
+ * (default 50 with more than one CPU online; 0: never). TCP always
+ * requires the key. SIGTERM or SIGINT (or SHUTDOWN) stop it
  * cleanly: every client is disconnected, the socket file and the
  * directory it created are removed, and it exits 0.
  */
@@ -27,7 +29,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: reap-manager [--unix PATH | --unix-private] [--tcp ADDR:PORT]\n"
-		"                    [--key-file FILE] [--print-port] [--max-clients N]\n");
+		"                    [--key-file FILE] [--print-port] [--max-clients N]\n"
+		"                    [--spin-us N]\n");
 	exit(2);
 }
 
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
 			key_file = argv[++i];
 		else if (strcmp(argv[i], "--print-port") == 0)
 			print_port = true;
+		else if (strcmp(argv[i], "--spin-us") == 0 && i + 1 < argc)
+			o.spin_ns = strtoull(argv[++i], NULL, 10) * 1000 ?: UINT64_MAX;
 		else if (strcmp(argv[i], "--max-clients") == 0 && i + 1 < argc)
 			o.max_clients = (unsigned)strtoul(argv[++i], NULL, 10);
 		else

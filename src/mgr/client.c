@@ -41,6 +41,7 @@
 #include "value.h"
 
 #define DEFAULT_TIMEOUT_NS 10000000000ull
+#define DEFAULT_SPIN_NS 20000ull
 #define DEFAULT_SYNC_NS 1000000000ull
 #define DEFAULT_CACHE_MAX 65536
 #define RECV_TICK_MS 50
@@ -103,6 +104,7 @@ struct reap_mgr_client {
 	int proto;
 	uint64_t id;
 	uint64_t timeout_ns;
+	uint64_t spin_ns;     /* busy polling for a reply; 0: none */
 	char err[256];
 
 	reap_mgr_buf out;     /* requests not yet sent */
@@ -617,7 +619,9 @@ static int complete(reap_mgr_client *c, const reap__resp_value *v)
 			return -ETIMEDOUT;
 		if (v->type != REAP__RESP_STATUS)
 			return -EPROTO;
-		return strcmp(v->str.p, "OWNERDIED") == 0 ? REAP_MGR_OWNERDIED : 0;
+		return v->str.len == 9 && memcmp(v->str.p, "OWNERDIED", 9) == 0
+			       ? REAP_MGR_OWNERDIED
+			       : 0;
 	case K_INDEX:
 		if (v->type == REAP__RESP_NIL)
 			return -ETIMEDOUT;
@@ -632,14 +636,77 @@ static int complete(reap_mgr_client *c, const reap__resp_value *v)
 	return -EPROTO;
 }
 
+/*
+ * The common replies (+status, :integer, $bulk, $-1) when whole at
+ * p[0, n), read in place: their length, with *v filled (its string
+ * pointing into p, not NUL-terminated), or 0 for the general reader
+ * (anything else, a reply not yet whole, or a malformed one).
+ */
+static size_t fast_reply(const reap_mgr_client *c, const char *p, size_t n,
+			 reap__resp_value *v)
+{
+	const char *cr;
+	size_t at, end;
+	int64_t ll;
+
+	if (n < 4 || (p[0] != '+' && p[0] != ':' && p[0] != '$'))
+		return 0;
+	if ((cr = memchr(p, '\r', n < 64 ? n : 64)) == NULL)
+		return 0;
+	at = (size_t)(cr - p);
+	if (at < 2 || at + 1 >= n || p[at + 1] != '\n')
+		return 0;
+	memset(v, 0, sizeof *v);
+	switch (p[0]) {
+	case '+':
+		v->type = REAP__RESP_STATUS;
+		v->str.p = (char *)p + 1;
+		v->str.len = at - 1;
+		return at + 2;
+	case ':':
+		if (!reap__resp_parse_ll(p + 1, at - 1, &ll))
+			return 0;
+		v->type = REAP__RESP_INT;
+		v->i = ll;
+		return at + 2;
+	default:
+		if (at == 3 && p[1] == '-' && p[2] == '1') {
+			v->type = REAP__RESP_NIL;
+			return 5;
+		}
+		if (!reap__resp_parse_ll(p + 1, at - 1, &ll) || ll < 0 ||
+		    ll > c->rd.lim.max_bulk || (uint64_t)ll > n - at - 2)
+			return 0;
+		end = at + 2 + (size_t)ll;
+		if (n - end < 2 || p[end] != '\r' || p[end + 1] != '\n')
+			return 0;
+		v->type = REAP__RESP_STRING;
+		v->str.p = (char *)p + at + 2;
+		v->str.len = (size_t)ll;
+		return end + 2;
+	}
+}
+
 /* Parse and complete every whole reply in the input buffer. */
 static int parse_replies(reap_mgr_client *c)
 {
 	while (c->in_off < c->in_len) {
-		reap__resp_value *v = NULL;
+		reap__resp_value *v = NULL, fv;
 		size_t used = 0;
-		int rc = reap__resp_reader_parse(&c->rd, c->in + c->in_off,
-						 c->in_len - c->in_off, &used, &v);
+		int rc;
+
+		if (c->qlen > 0 && c->rd.root == NULL && c->rd.scan == 0 &&
+		    (used = fast_reply(c, c->in + c->in_off, c->in_len - c->in_off,
+				       &fv)) > 0) {
+			c->in_off += used;
+			rc = complete(c, &fv);
+			if (rc == -EPROTO && c->err[0] == '\0')
+				seterr(c, "unexpected reply");
+			pend_pop(c, rc);
+			continue;
+		}
+		rc = reap__resp_reader_parse(&c->rd, c->in + c->in_off,
+					     c->in_len - c->in_off, &used, &v);
 
 		c->in_off += used;
 		if (rc == REAP__RESP_MORE)
@@ -690,6 +757,19 @@ static int wait_io(reap_mgr_client *c, unsigned ev, uint64_t deadline)
 	if (r < 0 && errno != EINTR)
 		return -errno;
 	return 0;
+}
+
+/* Busy polling for a reply (opts.spin_ns): recv without waiting until
+ * bytes come or the time is up; the result of the last recv. */
+static ssize_t spin_recv(reap_mgr_client *c)
+{
+	uint64_t until = reap__add_sat(reap_now_ns(), c->spin_ns);
+	ssize_t n;
+
+	do
+		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+	while (n < 0 && errno == EAGAIN && reap_now_ns() < until);
+	return n;
 }
 
 /*
@@ -748,8 +828,12 @@ static int pump(reap_mgr_client *c, uint64_t until, bool all, uint64_t deadline)
 				c->in_cap = cap;
 			}
 		}
-		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
-			 task || want_write ? MSG_DONTWAIT : 0);
+		n = -1;
+		if (!task && !want_write && c->spin_ns > 0)
+			n = spin_recv(c);
+		if (n < 0)
+			n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len,
+				 task || want_write ? MSG_DONTWAIT : 0);
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			continue;
@@ -1196,6 +1280,9 @@ int reap_mgr_connect_at(reap_scope *s, const char *addr,
 	c->proto = 2;
 	c->sync_seq = UINT64_MAX;
 	c->timeout_ns = o->timeout_ns ? o->timeout_ns : DEFAULT_TIMEOUT_NS;
+	c->spin_ns = o->spin_ns == 0 ? (sysconf(_SC_NPROCESSORS_ONLN) > 1
+						? DEFAULT_SPIN_NS : 0)
+		     : o->spin_ns == REAP_MGR_NO_SPIN ? 0 : o->spin_ns;
 	reap__resp_reader_init(&c->rd, NULL);
 	reap__mgr_buf_init(&c->out);
 	reap__mgr_buf_init(&c->scratch);
@@ -1757,7 +1844,7 @@ static int field_get(obj *o, const char *cmd, const char *field,
 		     reap_mgr_value *out, enum kind k)
 {
 	size_t mark, cklen = 0;
-	char *ck;
+	char *ck = NULL;
 	int rc;
 
 	*out = reap_mgr_nil();

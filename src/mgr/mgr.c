@@ -79,6 +79,7 @@ static int manager_main(reap_scope *root, void *arg)
 	so.key = o->key;
 	so.key_len = o->key_len;
 	so.handle_signals = true;
+	so.spin_ns = o->spin_ns;
 	/* The server lives in a scope closed before the child exits, so
 	 * that nothing is left in its root to report. */
 	if ((rc = reap_scope_open(root, &ss)) < 0 ||

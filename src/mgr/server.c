@@ -52,6 +52,11 @@
 #include "auth.h"
 #include "db.h"
 
+/* Busy polling by default (see reap__mgr_server_opts.spin_ns): a client
+ * that sends its next request within 50 us of a reply finds the manager
+ * awake. */
+#define DEFAULT_SPIN_NS 50000ull
+
 #define READ_CHUNK (16 * 1024)
 #define BLOCK_POLL_NS (100 * 1000 * 1000ull)
 #define EXPIRE_NS (100 * 1000 * 1000ull)
@@ -1433,8 +1438,16 @@ int reap__mgr_server_run(reap__mgr_server *srv)
 	if ((r = reap_scope_open(NULL, &s)) < 0)
 		return r;
 	loop = reap_loop_current();
-	if (loop == NULL && (r = reap_loop_create(s, &loop)) < 0)
-		goto out;
+	if (loop == NULL) {
+		reap_loop_opts lo = {.spin_ns = srv->o.spin_ns};
+
+		if (lo.spin_ns == 0)
+			lo.spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? DEFAULT_SPIN_NS : 0;
+		else if (lo.spin_ns == UINT64_MAX)
+			lo.spin_ns = 0;
+		if ((r = reap_loop_create_opts(s, &lo, &loop)) < 0)
+			goto out;
+	}
 	if (srv->o.handle_signals) {
 		sigemptyset(&set);
 		sigaddset(&set, SIGTERM);

@@ -54,6 +54,10 @@ typedef struct reap__mgr_server_opts {
 	unsigned max_clients;    /* 10000 */
 	bool handle_signals;     /* SIGTERM/SIGINT stop the run (signalfd;
 				  * the run blocks them on its thread) */
+	uint64_t spin_ns;        /* busy polling of the loop the run creates
+				  * (reap_loop_opts.spin_ns); 0: 50 us when
+				  * more than one CPU is online;
+				  * UINT64_MAX: none */
 } reap__mgr_server_opts;
 
 /*
