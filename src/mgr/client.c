@@ -105,6 +105,8 @@ struct reap_mgr_client {
 	uint64_t id;
 	uint64_t timeout_ns;
 	uint64_t spin_ns;     /* busy polling for a reply; 0: none */
+	uint32_t fork_gen;    /* reap__fork_gen at connect: a client is its
+			       * process's, never a forked child's */
 	char err[256];
 
 	reap_mgr_buf out;     /* requests not yet sent */
@@ -924,6 +926,13 @@ static int out_value(reap_mgr_client *c, const reap_mgr_value *v)
  * roll back to if building the request fails. */
 static int begin(reap_mgr_client *c, size_t *mark)
 {
+	if (c->fork_gen != reap__fork_gen) {
+		/* Its socket is shared with the parent, whose requests and
+		 * replies would interleave with ours: never touch it. */
+		seterr(c, "this client was inherited across fork(); connect a "
+		       "client of this process's own");
+		return -ENOTCONN;
+	}
 	if (c->fd < 0) {
 		if (c->err[0] == '\0' || c->closed)
 			seterr(c, "not connected");
@@ -1307,6 +1316,7 @@ int reap_mgr_connect_at(reap_scope *s, const char *addr,
 		return reap_raisef(rc, "%s", err);
 	}
 	c->fd = rc;
+	c->fork_gen = reap__fork_gen;
 	if ((rc = handshake(c, o)) < 0) {
 		snprintf(err, sizeof err, "%s", c->err);
 		if (c->fd >= 0)
@@ -1452,7 +1462,7 @@ int reap_mgr_batch_send(reap_mgr_client *c)
 	int rc;
 
 	c->batching = false;
-	if (c->fd < 0)
+	if (c->fd < 0 || c->fork_gen != reap__fork_gen)
 		return -ENOTCONN;
 	rc = pump(c, UINT64_MAX, false, reap__add_sat(reap_now_ns(), c->timeout_ns));
 	return rc;
@@ -1463,7 +1473,8 @@ int reap_mgr_batch_wait(reap_mgr_client *c, size_t *failed)
 	int rc;
 
 	c->batching = false;
-	rc = c->fd >= 0 ? pump(c, 0, true, reap__add_sat(reap_now_ns(), c->timeout_ns))
+	rc = c->fd >= 0 && c->fork_gen == reap__fork_gen
+		     ? pump(c, 0, true, reap__add_sat(reap_now_ns(), c->timeout_ns))
 			: -ENOTCONN;
 	if (failed != NULL)
 		*failed = c->batch_failed;
@@ -1812,7 +1823,8 @@ static int cache_get(obj *o, const char *field, reap_mgr_value *out, char **ck,
 	uint64_t now;
 
 	*ck = NULL;
-	if (!c->cache || c->batching || c->qlen > 0 || c->fd < 0)
+	if (!c->cache || c->batching || c->qlen > 0 || c->fd < 0 ||
+	    c->fork_gen != reap__fork_gen)
 		return 0;
 	now = reap_now_ns();
 	if (now - c->cache_epoch >= c->sync_ns) {

@@ -915,3 +915,43 @@ TEST(cache_periodic_sync)
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }
+
+/* A forked child must not use its parent's client: the socket is shared,
+ * and requests and replies would interleave. */
+static reap_mgr_client *parent_client;
+static reap_mgr_dict *parent_dict;
+static int use_inherited(void *arg)
+{
+	reap_mgr_value v;
+
+	(void)arg;
+	if (reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(2)) != -ENOTCONN ||
+	    reap_mgr_dict_get(parent_dict, "k", &v) != -ENOTCONN ||
+	    strstr(reap_mgr_client_error(parent_client), "inherited across fork") == NULL)
+		return 1;
+	reap_mgr_batch_begin(parent_client);
+	(void)reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(3));
+	return reap_mgr_batch_exec(parent_client, NULL) == -ENOTCONN ? 0 : 2;
+}
+
+TEST(forked_child_cannot_use_parent_client)
+{
+	reap_mgr_client *c;
+	reap_mgr_value v;
+	reap_mgr *m;
+	reap_scope *s;
+
+	BEGIN();
+	s = setup(&m, &c, &(reap_mgr_client_opts){.cache = true});
+	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &parent_dict));
+	ASSERT_OK(reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(1)));
+	ASSERT_OK(reap_mgr_dict_get(parent_dict, "k", &v)); /* now cached */
+	parent_client = c;
+	ASSERT_EQ_INT(test_wait(test_fork(use_inherited, NULL)), 0);
+	/* the parent's connection is untouched */
+	ASSERT_OK(reap_mgr_dict_get(parent_dict, "k", &v));
+	ASSERT_EQ_INT(v.i, 1);
+	ASSERT_EQ_INT(dbsize(c), 1);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
