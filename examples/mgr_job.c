@@ -27,7 +27,8 @@
  * job done twice counts once.
  *
  * Killing this process instead removes the manager and the workers too:
- * each is a reap child with a lifeline (see examples/mgr_orphan_check.sh).
+ * each is a reap child with a lifeline (see examples/orphan_check.sh, run
+ * with example-mgr_job).
  *
  *     example-mgr_job          the run above; exits 1 if a check fails
  *     example-mgr_job --hold   start the manager and 3 idle workers, print
@@ -133,7 +134,7 @@ static int worker(reap_scope *root, void *arg)
 	return rc;
 }
 
-/* --hold: idle workers and a manager, for mgr_orphan_check.sh. */
+/* --hold: idle workers and a manager, for orphan_check.sh. */
 static int idle(reap_scope *s, void *arg)
 {
 	reap_mgr_client *c;
