@@ -1584,9 +1584,9 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 	const reap_mgr_obj_opts *op = opts != NULL ? opts : &defaults;
 	size_t klen = strlen(key), mark;
 	reap_cleanup *h;
-	char t[32];
+	char t[32], where[256];
 	obj *o;
-	int rc = 0;
+	int rc = 0, wl;
 
 	if ((unsigned)op->lifetime > REAP_MGR_PERSISTENT || klen == 0 ||
 	    (op->flags & ~(REAP_MGR_EXCL | REAP_MGR_NOCREATE)) != 0 ||
@@ -1598,6 +1598,10 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		seterr(c, "not connected");
 		return -ENOTCONN;
 	}
+	wl = snprintf(where, sizeof where, "%s:%d in %s()", site->file, site->line,
+		      site->func);
+	if (wl < 0 || (size_t)wl >= sizeof where)
+		wl = wl < 0 ? 0 : (int)sizeof where - 1;
 	if ((o = reap_malloc(sizeof *o + klen + 1)) == NULL)
 		return -ENOMEM;
 	o->c = c;
@@ -1615,11 +1619,14 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		if (!(op->flags & REAP_MGR_NOCREATE)) {
 			const char *ln = life_names[op->lifetime];
 
-			rc = REQ(c, &mark, arg != NULL ? 5 : 4, "REAP.CREATE");
+			rc = REQ(c, &mark, (arg != NULL ? 5 : 4) + 2, "REAP.CREATE");
 			if (rc == 0 && (rc = out_str(c, ctype)) == 0 &&
 			    (rc = out_bulk(c, key, klen)) == 0 &&
 			    (rc = out_str(c, ln)) == 0 && arg != NULL)
 				rc = out_bulk(c, arg, arglen);
+			/* where the caller made it, for REAP.OBJECTS */
+			if (rc == 0 && (rc = out_bulk(c, "SITE", 4)) == 0)
+				rc = out_bulk(c, where, (size_t)wl);
 			if (rc == 0 || mark != c->out.len)
 				rc = finish(c, mark, rc, K_CREATE, NULL, 0, NULL, 0, 0, 0);
 			if (rc == 0) {

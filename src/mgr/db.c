@@ -53,7 +53,8 @@
  *
  * reap's own commands (Redis has none of these):
  *
- *   REAP.CREATE type key lifetime [arg]  +OK; type: value [init],
+ *   REAP.CREATE type key lifetime [arg] [SITE where]
+ *                          +OK; type: value [init],
  *                          counter [init], dict, namespace, list, queue,
  *                          lock, semaphore N (N >= 0), event, barrier N
  *                          (N >= 1 parties); lifetime: session | shared
@@ -62,7 +63,9 @@
  *                          an integer or out of range". A namespace is a
  *                          hash (the H* commands, TYPE "hash") that
  *                          REAP.OBJECTS calls "namespace"; like a dict
- *                          it stays when emptied.
+ *                          it stays when emptied. SITE: where the
+ *                          creator made it ("file:line in func", kept
+ *                          up to 256 bytes), shown by REAP.OBJECTS.
  *   REAP.HOLD key          shared objects: take a hold; :holds (total)
  *   REAP.RELEASE key       drop a hold; :holds left (0: deleted)
  *   REAP.LOCK key [timeout]     +OK, or +OWNERDIED when the previous
@@ -85,7 +88,8 @@
  *   REAP.OBJECTS           one map per object: key, type, lifetime,
  *                          owner, owner-pid, owner-name, holders,
  *                          holder-sessions, creator, creator-pid,
- *                          creator-name, creator-cmd, age-ms, ttl-ms,
+ *                          creator-name, creator-cmd, creator-site,
+ *                          age-ms, ttl-ms,
  *                          state (a lock's holder session, 0 if free; a
  *                          semaphore's free permits; an event's flag;
  *                          a barrier's arrivals in the current
@@ -209,6 +213,7 @@ struct obj {
 	uint64_t csid;
 	pid_t cpid;
 	char *cname;             /* inline after the key */
+	char *csite;             /* inline after cname: REAP.CREATE ... SITE */
 	char ccmd[24];
 	union {
 		struct {
@@ -951,18 +956,22 @@ static void obj_delete_at(reap__mgr_db *db, size_t i)
 
 /* A new object for key, made by session s running command cmd; not in
  * the table yet. NULL on -ENOMEM. */
+/* The longest creator site kept (REAP.CREATE ... SITE). */
+#define SITE_MAX 256
+
 static struct obj *obj_new(reap__mgr_db *db, reap__mgr_sess *s,
 			   const reap__resp_arg *cmd, const reap__resp_arg *key,
-			   int type, uint64_t now)
+			   int type, uint64_t now, const reap__resp_arg *site)
 {
 	const char *nm = reap__mgr_sess_name(s);
 	size_t nl = strlen(nm), i;
+	size_t sl = site != NULL ? (site->len < SITE_MAX ? site->len : SITE_MAX) : 0;
 	struct obj *o;
 	char *k;
 
-	if (key->len > SIZE_MAX - sizeof(*o) - nl - 2)
+	if (key->len > SIZE_MAX - sizeof(*o) - nl - sl - 3)
 		return NULL;
-	o = reap_malloc(sizeof(*o) + key->len + 1 + nl + 1);
+	o = reap_malloc(sizeof(*o) + key->len + 1 + nl + 1 + sl + 1);
 	if (o == NULL)
 		return NULL;
 	memset(o, 0, sizeof(*o));
@@ -974,6 +983,10 @@ static struct obj *obj_new(reap__mgr_db *db, reap__mgr_sess *s,
 	o->nd.h = hash_bytes(db->seed, key->p, key->len);
 	o->cname = k + key->len + 1;
 	memcpy(o->cname, nm, nl + 1);
+	o->csite = o->cname + nl + 1;
+	if (sl > 0)
+		memcpy(o->csite, site->p, sl);
+	o->csite[sl] = '\0';
 	o->type = (uint8_t)type;
 	o->life = L_PERSISTENT;
 	o->kind = type_name[type];
@@ -1348,7 +1361,7 @@ static int store_string(cx *c, const reap__resp_arg *key, struct obj *o,
 			return -ENOMEM;
 	}
 	if (o == NULL) {
-		no = obj_new(c->db, c->s, &c->argv[0], key, T_STRING, c->now);
+		no = obj_new(c->db, c->s, &c->argv[0], key, T_STRING, c->now, NULL);
 		if (no == NULL || tab_reserve(&c->db->keys, 1) != 0) {
 			reap_free(no);
 			reap_free(p);
@@ -1499,7 +1512,7 @@ static int cmd_mset(cx *c)
 			goto fail;
 		if (lookup(c, key) == NULL) {
 			pv[k].no = obj_new(c->db, c->s, &c->argv[0], key, T_STRING,
-					   c->now);
+					   c->now, NULL);
 			if (pv[k].no == NULL)
 				goto fail;
 		}
@@ -1717,7 +1730,7 @@ static int cmd_hset(cx *c)
 	if (rc)
 		return WRONG(rc);
 	if (o == NULL) {
-		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_HASH, c->now);
+		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_HASH, c->now, NULL);
 		if (no == NULL)
 			return -ENOMEM;
 		if (tab_reserve(&c->db->keys, 1) != 0) {
@@ -1874,7 +1887,7 @@ static int cmd_hincrby(cx *c)
 	v += incr;
 	n = reap__resp_ll2str(buf, v);
 	if (o == NULL) {
-		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_HASH, c->now);
+		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_HASH, c->now, NULL);
 		if (no == NULL)
 			return -ENOMEM;
 		if (tab_reserve(&c->db->keys, 1) != 0) {
@@ -1959,7 +1972,7 @@ static int push_generic(cx *c, bool left)
 	if (rc)
 		return WRONG(rc);
 	if (o == NULL) {
-		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_LIST, c->now);
+		no = obj_new(c->db, c->s, &c->argv[0], &c->argv[1], T_LIST, c->now, NULL);
 		if (no == NULL)
 			return -ENOMEM;
 		if (tab_reserve(&c->db->keys, 1) != 0) {
@@ -2202,12 +2215,19 @@ static const struct {
 
 static int cmd_reap_create(cx *c)
 {
-	int ki = -1, life = -1, rc;
-	const reap__resp_arg *arg = c->argc > 4 ? &c->argv[4] : NULL;
+	int ki = -1, life = -1, rc, argc = c->argc;
+	const reap__resp_arg *arg, *site = NULL;
 	long long iv = 0;
 	struct obj *o;
 	char *p = NULL;
 	size_t n = 0;
+
+	/* A trailing "SITE where" names the creator's source line. */
+	if (argc >= 6 && arg_is(&c->argv[argc - 2], "site")) {
+		site = &c->argv[argc - 1];
+		argc -= 2;
+	}
+	arg = argc > 4 ? &c->argv[4] : NULL;
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (arg_is(&c->argv[1], kinds[i].name))
@@ -2219,7 +2239,7 @@ static int cmd_reap_create(cx *c)
 		return err(c, "unknown object type");
 	if (life < 0)
 		return err(c, "unknown lifetime");
-	if (c->argc > 5 || (arg && kinds[ki].extra == 0) ||
+	if (argc > 5 || (arg && kinds[ki].extra == 0) ||
 	    (!arg && kinds[ki].extra == 3))
 		return err(c, SYNTAX);
 	if (arg && kinds[ki].extra >= 2 &&
@@ -2241,7 +2261,7 @@ static int cmd_reap_create(cx *c)
 			return -ENOMEM;
 	}
 	o = obj_new(c->db, c->s, &c->argv[0], &c->argv[2], kinds[ki].type,
-		    c->now);
+		    c->now, site);
 	rc = -ENOMEM;
 	if (o == NULL)
 		goto fail;
@@ -2615,7 +2635,7 @@ static int cmd_reap_objects(cx *c)
 			continue;
 		ow = o->owner;
 		on = ow ? reap__mgr_sess_name(ow) : "";
-		TRY(reap__resp_map(b, 15));
+		TRY(reap__resp_map(b, 16));
 		TRY(kv_str(b, "key", o->nd.key, o->nd.klen));
 		TRY(kv_str(b, "type", o->kind, strlen(o->kind)));
 		TRY(kv_str(b, "lifetime", life_name[o->life],
@@ -2629,6 +2649,7 @@ static int cmd_reap_objects(cx *c)
 		TRY(kv_int(b, "creator-pid", o->cpid));
 		TRY(kv_str(b, "creator-name", o->cname, strlen(o->cname)));
 		TRY(kv_str(b, "creator-cmd", o->ccmd, strlen(o->ccmd)));
+		TRY(kv_str(b, "creator-site", o->csite, strlen(o->csite)));
 		TRY(kv_int(b, "age-ms",
 			   (int64_t)((c->now - o->ctime_ns) / NS_PER_MS)));
 		TRY(kv_int(b, "ttl-ms",

@@ -955,3 +955,34 @@ TEST(forked_child_cannot_use_parent_client)
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }
+
+TEST(objects_show_the_creators_line)
+{
+	reap_mgr_client *c;
+	reap_mgr_dict *d;
+	reap_mgr_value r;
+	reap_mgr *m;
+	reap_scope *s;
+	char want[64];
+	int line;
+
+	BEGIN();
+	s = setup(&m, &c, &(reap_mgr_client_opts){.name = "maker"});
+	line = __LINE__ + 1;
+	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &d));
+	ASSERT_OK(reap_mgr_command(c, &r, 1, (const char *[]){"REAP.OBJECTS"}, NULL));
+	ASSERT_EQ_INT(r.type, REAP_MGR_T_ARRAY);
+	ASSERT_EQ_SIZE(r.array.n, 1);
+	snprintf(want, sizeof want, "test_client.c:%d in test_", line);
+	for (size_t i = 0; i + 1 < r.array.v[0].array.n; i += 2) {
+		const reap_mgr_value *k = &r.array.v[0].array.v[i];
+
+		if (strcmp(k->bytes.p, "creator-site") == 0)
+			ASSERT_CONTAINS((const char *)k[1].bytes.p, want);
+		if (strcmp(k->bytes.p, "creator-name") == 0)
+			ASSERT_EQ_STR((const char *)k[1].bytes.p, "maker");
+	}
+	reap_mgr_value_free(&r);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}

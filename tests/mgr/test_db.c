@@ -850,7 +850,7 @@ TEST(introspection)
 	EXPECT(a, "reap.create value K session", "+OK\r\n");
 	fake_t += 1500 * MS;
 	EXPECT(b, "REAP.OBJECTS",
-	       "*1\r\n*30\r\n"
+	       "*1\r\n*32\r\n"
 	       "$3\r\nkey\r\n$1\r\nK\r\n"
 	       "$4\r\ntype\r\n$5\r\nvalue\r\n"
 	       "$8\r\nlifetime\r\n$7\r\nsession\r\n"
@@ -863,12 +863,13 @@ TEST(introspection)
 	       "$11\r\ncreator-pid\r\n:1234\r\n"
 	       "$12\r\ncreator-name\r\n$6\r\nworker\r\n"
 	       "$11\r\ncreator-cmd\r\n$11\r\nREAP.CREATE\r\n"
+	       "$12\r\ncreator-site\r\n$0\r\n\r\n"
 	       "$6\r\nage-ms\r\n:1500\r\n"
 	       "$6\r\nttl-ms\r\n:-1\r\n"
 	       "$5\r\nstate\r\n:0\r\n");
 	EXPECT(a, "DEL K", ":1\r\n");
 	EXPECT(b, "SET P v", "+OK\r\n");
-	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"), "*1\r\n%15\r\n$3\r\nkey\r\n$1\r\nP\r\n"
+	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"), "*1\r\n%16\r\n$3\r\nkey\r\n$1\r\nP\r\n"
 					      "$4\r\ntype\r\n$6\r\nstring\r\n"
 					      "$8\r\nlifetime\r\n$10\r\npersistent\r\n"
 					      "$5\r\nowner\r\n:0\r\n");
@@ -1404,6 +1405,32 @@ TEST(namespace_basics)
 	reap__mgr_sess_close(db, a); /* session lifetime: reclaimed */
 	EXPECT(b, "EXISTS ns", ":0\r\n");
 	reap__mgr_sess_close(db, b);
+	db_end();
+}
+
+/* REAP.CREATE ... SITE where: the creator's source line, shown by
+ * REAP.OBJECTS; only a trailing pair counts. */
+TEST(create_with_site)
+{
+	db_begin();
+	reap__mgr_sess *a = sess(2);
+
+	EXPECT(a, "REAP.CREATE dict d shared SITE app.c:12", "+OK\r\n");
+	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"),
+			"$12\r\ncreator-site\r\n$8\r\napp.c:12\r\n");
+	/* with the optional argument */
+	EXPECT(a, "REAP.CREATE counter k persistent 5 SITE w.c:1", "+OK\r\n");
+	EXPECT(a, "GET k", "$1\r\n5\r\n");
+	/* a value "SITE" is a value, not a site */
+	EXPECT(a, "REAP.CREATE value v persistent SITE", "+OK\r\n");
+	EXPECT(a, "GET v", "$4\r\nSITE\r\n");
+	EXPECT(a, "REAP.CREATE dict e shared SITE", "-ERR syntax error\r\n");
+	EXPECT(a, "REAP.CREATE dict e shared x SITE y", "-ERR syntax error\r\n");
+	/* none given: empty */
+	EXPECT(a, "DEL d k v", ":3\r\n");
+	EXPECT(a, "REAP.CREATE list l persistent", "+OK\r\n");
+	ASSERT_CONTAINS(x(a, "REAP.OBJECTS"), "$12\r\ncreator-site\r\n$0\r\n\r\n");
+	reap__mgr_sess_close(db, a);
 	db_end();
 }
 
