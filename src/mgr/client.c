@@ -122,6 +122,9 @@ struct reap_mgr_client {
 	int sync_rc;
 	size_t batch_failed;
 	int batch_rc;
+	uint64_t op_deadline; /* the latest deadline of a blocking call
+			       * pending, 0 if none (REAP_FOREVER: one
+			       * waits for ever) */
 
 	reap_mgr_buf scratch; /* value encodings */
 	const reap_mgr_codec **codecs;
@@ -348,6 +351,8 @@ static void pend_pop(reap_mgr_client *c, int rc)
 	p->ck = NULL;
 	c->qhead = (c->qhead + 1) & (c->qcap - 1);
 	c->qlen--;
+	if (c->qlen == 0)
+		c->op_deadline = 0;
 }
 
 /* The connection is lost: close it, fail everything pending. */
@@ -856,6 +861,18 @@ static int pump(reap_mgr_client *c, uint64_t until, bool all, uint64_t deadline)
 	}
 }
 
+/* How long the replies now pending may take: the timeout, from now or
+ * from the latest deadline of a blocking call among them. */
+static uint64_t reply_deadline(reap_mgr_client *c)
+{
+	uint64_t now = reap_now_ns();
+
+	if (c->op_deadline == REAP_FOREVER)
+		return REAP_FOREVER;
+	return reap__add_sat(c->op_deadline > now ? c->op_deadline : now,
+			     c->timeout_ns);
+}
+
 /* ------------------------------------------------------------------ */
 /* Requests                                                             */
 
@@ -972,7 +989,7 @@ static int finish(reap_mgr_client *c, size_t mark, int build_rc, enum kind kind,
 		  void *out, size_t n, char *ck, size_t cklen, size_t objlen,
 		  uint64_t op_deadline)
 {
-	uint64_t seq, deadline;
+	uint64_t seq;
 	pend *p;
 	int rc;
 
@@ -995,17 +1012,13 @@ static int finish(reap_mgr_client *c, size_t mark, int build_rc, enum kind kind,
 	p->objlen = objlen;
 	c->qlen++;
 	seq = c->seq_queued++;
+	if (op_deadline > c->op_deadline)
+		c->op_deadline = op_deadline;
 	if (c->batching)
 		return 0;
 	c->sync_seq = seq;
 	c->sync_rc = 0;
-	deadline = reap_now_ns();
-	if (op_deadline == REAP_FOREVER)
-		deadline = REAP_FOREVER;
-	else
-		deadline = reap__add_sat(op_deadline > deadline ? op_deadline : deadline,
-					 c->timeout_ns);
-	rc = pump(c, seq, false, deadline);
+	rc = pump(c, seq, false, reply_deadline(c));
 	c->sync_seq = UINT64_MAX;
 	if (rc < 0 && c->seq_done <= seq)
 		return rc;
@@ -1464,7 +1477,7 @@ int reap_mgr_batch_send(reap_mgr_client *c)
 	c->batching = false;
 	if (c->fd < 0 || c->fork_gen != reap__fork_gen)
 		return -ENOTCONN;
-	rc = pump(c, UINT64_MAX, false, reap__add_sat(reap_now_ns(), c->timeout_ns));
+	rc = pump(c, UINT64_MAX, false, reply_deadline(c));
 	return rc;
 }
 
@@ -1474,7 +1487,7 @@ int reap_mgr_batch_wait(reap_mgr_client *c, size_t *failed)
 
 	c->batching = false;
 	rc = c->fd >= 0 && c->fork_gen == reap__fork_gen
-		     ? pump(c, 0, true, reap__add_sat(reap_now_ns(), c->timeout_ns))
+		     ? pump(c, 0, true, reply_deadline(c))
 			: -ENOTCONN;
 	if (failed != NULL)
 		*failed = c->batch_failed;

@@ -986,3 +986,32 @@ TEST(objects_show_the_creators_line)
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }
+
+/* A blocking call in a batch may take its own deadline, beyond the
+ * client's timeout, without the connection being dropped. */
+TEST(blocking_call_in_a_batch_uses_its_deadline)
+{
+	reap_mgr_client *c;
+	reap_mgr_queue *q;
+	reap_mgr_value got;
+	reap_mgr *m;
+	reap_scope *s;
+	size_t failed;
+	uint64_t t0;
+
+	BEGIN();
+	s = setup(&m, &c, &(reap_mgr_client_opts){.timeout_ns = SEC / 10});
+	ASSERT_OK(reap_mgr_queue_open(s, c, "q", NULL, &q));
+	t0 = reap_now_ns();
+	reap_mgr_batch_begin(c);
+	ASSERT_OK(reap_mgr_queue_get(q, &got, IN(SEC / 2)));
+	ASSERT_EQ_INT(reap_mgr_batch_exec(c, &failed), -ETIMEDOUT);
+	ASSERT_EQ_SIZE(failed, 1);
+	ASSERT_GE_INT(reap_now_ns() - t0, SEC / 2);
+	/* the connection is fine */
+	ASSERT_OK(reap_mgr_queue_put(q, reap_mgr_int(1)));
+	ASSERT_OK(reap_mgr_queue_get(q, &got, IN(SEC)));
+	ASSERT_EQ_INT(got.i, 1);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
