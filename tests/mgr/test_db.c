@@ -69,22 +69,32 @@ static const char *xv(reap__mgr_sess *s, int timed_out, int argc,
 	return reply;
 }
 
+/* A command line split at spaces: argv points into copy. */
+typedef struct cmdline {
+	char copy[4096];
+	reap__resp_arg argv[64];
+	int argc;
+} cmdline;
+
+static void split(cmdline *c, const char *line)
+{
+	ASSERT_TRUE(strlen(line) < sizeof(c->copy));
+	strcpy(c->copy, line);
+	c->argc = 0;
+	for (char *p = strtok(c->copy, " "); p; p = strtok(NULL, " ")) {
+		ASSERT_TRUE(c->argc < 64);
+		c->argv[c->argc].p = p;
+		c->argv[c->argc++].len = strlen(p);
+	}
+}
+
 /* Run a command line split at spaces. */
 static const char *xt(reap__mgr_sess *s, int timed_out, const char *line)
 {
-	static char copy[4096];
-	reap__resp_arg argv[64];
-	int argc = 0;
-	char *p;
+	static cmdline c;
 
-	ASSERT_TRUE(strlen(line) < sizeof(copy));
-	strcpy(copy, line);
-	for (p = strtok(copy, " "); p; p = strtok(NULL, " ")) {
-		ASSERT_TRUE(argc < 64);
-		argv[argc].p = p;
-		argv[argc++].len = strlen(p);
-	}
-	return xv(s, timed_out, argc, argv);
+	split(&c, line);
+	return xv(s, timed_out, c.argc, c.argv);
 }
 
 static const char *x(reap__mgr_sess *s, const char *line)
@@ -934,33 +944,28 @@ TEST(many_keys)
 /* ------------------------------------------------------------------ */
 /* Allocation-failure sweeps                                            */
 
-/* Run line under failure of the n-th allocation, for n = 1, 2, ...,
- * until it succeeds; each failure must be -ENOMEM with nothing changed:
- * no block leaked or kept, and `check` (a read-only command) answering
- * as before. Returns how many failures were seen. */
-static int sweep(reap__mgr_sess *s, const char *line, const char *check)
+/* Run line in s with the n-th allocation failing, for n = 1, 2, ...,
+ * until it returns `done` (0, or REAP__MGR_BLOCKED for a command that
+ * waits). Each failure must be -ENOMEM with no reply written and no
+ * block leaked or kept; then after(ctx), if given, checks the rest.
+ * Returns how many failures were seen. */
+static int sweep_until(reap__mgr_sess *s, const char *line, int done,
+		       void (*after)(void *ctx), void *ctx)
 {
-	static char before[4096];
+	cmdline c;
 	int fails = 0;
 
-	strcpy(before, x(s, check));
+	split(&c, line);
 	for (long n = 1;; n++) {
 		struct test_snap snap = test_snap();
 		reap__resp_buf b;
-		reap__resp_arg argv[16];
-		char copy[256];
-		int argc = 0, rc;
+		int rc;
 
-		strcpy(copy, line);
-		for (char *p = strtok(copy, " "); p; p = strtok(NULL, " ")) {
-			argv[argc].p = p;
-			argv[argc++].len = strlen(p);
-		}
-		reap__resp_buf_init(&b, 2, 0);
+		reap__resp_buf_init(&b, reap__mgr_sess_proto(s), 0);
 		reap_fault_alloc(n);
-		rc = reap__mgr_exec(db, s, argc, argv, 0, &b, &last_blk);
+		rc = reap__mgr_exec(db, s, c.argc, c.argv, 0, &b, &last_blk);
 		test_fault_disarm();
-		if (rc == 0) {
+		if (rc == done) {
 			reap__resp_buf_fini(&b);
 			break;
 		}
@@ -972,11 +977,41 @@ static int sweep(reap__mgr_sess *s, const char *line, const char *check)
 				  "%zu blocks live, %zu before", line, n,
 				  reap_alloc_live(), snap.live);
 		ASSERT_UNCHANGED(snap);
-		ASSERT_EQ_STR(x(s, check), before);
+		if (after)
+			after(ctx);
 		fails++;
 		ASSERT_TRUE(n < 1000);
 	}
-	ASSERT_TRUE(strcmp(x(s, check), before) != 0);
+	return fails;
+}
+
+/* What a failed line must leave as it was: check's reply in s. */
+struct unchanged {
+	reap__mgr_sess *s;
+	const char *check;
+	char before[4096];
+};
+
+static void check_unchanged(void *ctx)
+{
+	struct unchanged *u = ctx;
+
+	ASSERT_EQ_STR(x(u->s, u->check), u->before);
+}
+
+/* Sweep line (see sweep_until) to success; after each failure `check`
+ * (a read-only command) answers as before, and after the success it
+ * does not. */
+static int sweep(reap__mgr_sess *s, const char *line, const char *check)
+{
+	static struct unchanged u;
+	int fails;
+
+	u.s = s;
+	u.check = check;
+	strcpy(u.before, x(s, check));
+	fails = sweep_until(s, line, 0, check_unchanged, &u);
+	ASSERT_TRUE(strcmp(x(s, check), u.before) != 0);
 	return fails;
 }
 
@@ -1434,6 +1469,12 @@ TEST(create_with_site)
 	db_end();
 }
 
+/* No one waits at barrier B, as s sees it. */
+static void barrier_empty(void *s)
+{
+	ASSERT_CONTAINS(x(s, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
+}
+
 TEST(oom_sweep_barrier_namespace)
 {
 	fake_clock();
@@ -1445,26 +1486,10 @@ TEST(oom_sweep_barrier_namespace)
 	ASSERT_GT_INT(sweep(s, "REAP.CREATE namespace N session", "EXISTS N"), 0);
 	ASSERT_GT_INT(sweep(s, "HSET N f v", "HGETALL N"), 0);
 	/* an arrival (blocks) grows the waiters' array: all or nothing */
-	for (long n = 1;; n++) {
-		struct test_snap snap = test_snap();
-		reap__resp_arg argv[2] = {{"REAP.BARRIER", 12}, {"B", 1}};
-		reap__resp_buf b;
-		int rc;
-
-		reap__resp_buf_init(&b, 2, 0);
-		reap_fault_alloc(n);
-		rc = reap__mgr_exec(db, t, 2, argv, 0, &b, &last_blk);
-		test_fault_disarm();
-		reap__resp_buf_fini(&b);
-		if (rc == REAP__MGR_BLOCKED)
-			break;
-		ASSERT_EQ_INT(rc, -ENOMEM);
-		ASSERT_UNCHANGED(snap);
-		ASSERT_CONTAINS(x(s, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
-		fails++;
-		ASSERT_TRUE(n < 100);
-	}
+	fails = sweep_until(t, "REAP.BARRIER B", REAP__MGR_BLOCKED,
+			    barrier_empty, s);
 	ASSERT_GT_INT(fails, 0);
+	ASSERT_LT_INT(fails, 100);
 	ASSERT_CONTAINS(x(s, "REAP.OBJECTS"), "$5\r\nstate\r\n:1\r\n");
 	EXPECT(u, "REAP.BARRIER B", "");
 	/* the release: its reply's room first */
@@ -1748,48 +1773,13 @@ TEST(oom_sweep_tracking)
 	reap__mgr_sess *a = tracker(&pa, false), *w = sess(2);
 
 	EXPECT(a, "GET b", "_\r\n"); /* one key there already */
-	for (long n = 1;; n++) {
-		struct test_snap snap = test_snap();
-		reap__resp_arg argv[5] = {{"MGET", 4}, {"a", 1}, {"b", 1},
-					  {"c", 1}, {"a", 1}};
-		reap__resp_buf b;
-		int rc;
-
-		reap__resp_buf_init(&b, 3, 0);
-		reap_fault_alloc(n);
-		rc = reap__mgr_exec(db, a, 5, argv, 0, &b, &last_blk);
-		test_fault_disarm();
-		reap__resp_buf_fini(&b);
-		if (rc == 0)
-			break;
-		ASSERT_EQ_INT(rc, -ENOMEM);
-		ASSERT_UNCHANGED(snap);
-		fails++;
-		ASSERT_TRUE(n < 100);
-	}
+	fails = sweep_until(a, "MGET a b c a", 0, NULL, NULL);
 	ASSERT_GT_INT(fails, 3);
+	ASSERT_LT_INT(fails, 100);
 	EXPECT(w, "MSET c 1 b 1 a 1", "+OK\r\n");
 	ASSERT_EQ_STR(pushed(&pa), INV(1) "c\r\n" INV(1) "b\r\n" INV(1) "a\r\n");
 	/* the first table of tracked keys, under failure too */
-	fails = 0;
-	for (long n = 1;; n++) {
-		struct test_snap snap = test_snap();
-		reap__resp_arg argv[2] = {{"GET", 3}, {"a", 1}};
-		reap__resp_buf b;
-		int rc;
-
-		reap__resp_buf_init(&b, 3, 0);
-		reap_fault_alloc(n);
-		rc = reap__mgr_exec(db, a, 2, argv, 0, &b, &last_blk);
-		test_fault_disarm();
-		reap__resp_buf_fini(&b);
-		if (rc == 0)
-			break;
-		ASSERT_EQ_INT(rc, -ENOMEM);
-		ASSERT_UNCHANGED(snap);
-		fails++;
-	}
-	ASSERT_GT_INT(fails, 2);
+	ASSERT_GT_INT(sweep_until(a, "GET a", 0, NULL, NULL), 2);
 	EXPECT(w, "DEL a", ":1\r\n");
 	ASSERT_EQ_STR(pushed(&pa), INV(1) "a\r\n");
 	reap__mgr_sess_close(db, a);

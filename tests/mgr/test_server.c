@@ -152,6 +152,37 @@ static void puts_(int fd, const char *s)
 	put(fd, s, strlen(s));
 }
 
+/* Wait up to ms for input on fd and append it to buf (cap bytes, one
+ * kept for a NUL) at *len: 1 if some came, 0 on timeout, -1 at end of
+ * file or on error. */
+static int recv_more(int fd, char *buf, size_t cap, size_t *len, int ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	ssize_t n = recv(fd, buf + *len, cap - *len - 1, 0);
+	if (n <= 0)
+		return -1;
+	*len += (size_t)n;
+	return 1;
+}
+
+/* A command as a RESP array, words split on spaces. */
+static void send_cmd(int fd, const char *line)
+{
+	char req[1024], words[512], *save = NULL;
+	int nw = 0, len;
+	char *parts[32];
+	snprintf(words, sizeof words, "%s", line);
+	for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		parts[nw++] = w;
+	len = snprintf(req, sizeof req, "*%d\r\n", nw);
+	for (int k = 0; k < nw; k++)
+		len += snprintf(req + len, sizeof req - (size_t)len, "$%zu\r\n%s\r\n",
+				strlen(parts[k]), parts[k]);
+	put(fd, req, (size_t)len);
+}
+
 /* Read one complete reply (per reap's reply parser) and return its raw
  * bytes; "" on end of file; "TIMEOUT" after ms. */
 static char *reply(int fd, int ms, size_t *lenp)
@@ -172,16 +203,13 @@ static char *reply(int fd, int ms, size_t *lenp)
 				break;
 			ASSERT_TRUE(r != REAP__RESP_PROTO);
 		}
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, ms) <= 0) {
+		int got = recv_more(fd, buf, sizeof buf, &len, ms);
+		if (got == 0) {
 			strcpy(buf, "TIMEOUT");
 			len = 7;
-			break;
 		}
-		ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
-		if (n <= 0)
+		if (got <= 0)
 			break;
-		len += (size_t)n;
 	}
 	buf[len] = 0;
 	if (lenp)
@@ -400,37 +428,49 @@ static bool start_redis(const char *dir, char *sock, size_t cap, pid_t *pid)
 	return false;
 }
 
-TEST(conformance_redis_server)
+/* A reap server on a thread and a redis-server beside it, on a socket in
+ * a private directory; the test is skipped without redis-server. */
+typedef struct pair {
+	running r;
+	char dir[32];
+	char sock[300];
+	pid_t pid;
+} pair;
+
+static void pair_start(pair *p)
 {
 	if (!have("redis-server"))
 		test_skip("redis-server is not installed (apt-get install redis-server)");
-	running r;
 	reap__mgr_server_opts o = {0};
-	start(&r, &o);
-	char dir[] = "/tmp/reap-redis.XXXXXX", sock[300];
-	ASSERT_NOT_NULL(mkdtemp(dir));
-	pid_t pid;
-	ASSERT_TRUE(start_redis(dir, sock, sizeof sock, &pid));
-	int a = dial(r.path), b = dial(sock);
+	start(&p->r, &o);
+	snprintf(p->dir, sizeof p->dir, "/tmp/reap-redis.XXXXXX");
+	ASSERT_NOT_NULL(mkdtemp(p->dir));
+	ASSERT_TRUE(start_redis(p->dir, p->sock, sizeof p->sock, &p->pid));
+}
+
+static void pair_stop(pair *p)
+{
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	char rm[400];
+	snprintf(rm, sizeof rm, "rm -rf %s", p->dir);
+	ASSERT_EQ_INT(system(rm), 0);
+	stop(&p->r);
+}
+
+TEST(conformance_redis_server)
+{
+	pair p;
+	pair_start(&p);
+	int a = dial(p.r.path), b = dial(p.sock);
 	size_t na, nb, diffs = 0;
 	for (size_t i = 0; i < sizeof conf_cmds / sizeof conf_cmds[0]; i++) {
 		const char *c = conf_cmds[i];
 		bool cmp = c[0] != '!';
 		if (!cmp)
 			c++;
-		/* each command as a RESP array, words split on spaces */
-		char req[512], words[256];
-		int nw = 0, len = 0;
-		snprintf(words, sizeof words, "%s", c);
-		char *parts[16], *save = NULL;
-		for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
-			parts[nw++] = w;
-		len = snprintf(req, sizeof req, "*%d\r\n", nw);
-		for (int k = 0; k < nw; k++)
-			len += snprintf(req + len, sizeof req - (size_t)len, "$%zu\r\n%s\r\n",
-					strlen(parts[k]), parts[k]);
-		put(a, req, (size_t)len);
-		put(b, req, (size_t)len);
+		send_cmd(a, c);
+		send_cmd(b, c);
 		char ra[8192];
 		char *x = reply(a, 3000, &na);
 		memcpy(ra, x, na + 1);
@@ -446,8 +486,8 @@ TEST(conformance_redis_server)
 	const char *raw[] = {"PING\r\n", "*1\r\n$4\r\nPING\r\n", "ECHO \"a b\"\r\n",
 			     "*2\r\n$3\r\nGET\r\n$x\r\n", "*x\r\n", "$3\r\nfoo\r\n"};
 	for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
-		a = dial(r.path);
-		b = dial(sock);
+		a = dial(p.r.path);
+		b = dial(p.sock);
 		puts_(a, raw[i]);
 		puts_(b, raw[i]);
 		char ra[8192];
@@ -461,12 +501,7 @@ TEST(conformance_redis_server)
 		close(a);
 		close(b);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	char rm[400];
-	snprintf(rm, sizeof rm, "rm -rf %s", dir);
-	ASSERT_EQ_INT(system(rm), 0);
-	stop(&r);
+	pair_stop(&p);
 	ASSERT_EQ_SIZE(diffs, 0);
 }
 
@@ -746,15 +781,8 @@ static char *drain(int fd, int ms)
 	static char buf[8192];
 	size_t len = 0;
 	uint64_t until = reap_now_ns() + 1000000000ull;
-	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (reap_now_ns() >= until || poll(&p, 1, ms) <= 0)
-			break;
-		ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	while (reap_now_ns() < until && recv_more(fd, buf, sizeof buf, &len, ms) > 0)
+		;
 	buf[len] = 0;
 	return buf;
 }
@@ -767,32 +795,12 @@ static char *until_pong(int fd)
 	size_t len = 0;
 	put(fd, "*1\r\n$4\r\nPING\r\n", 14);
 	while (len < 7 || memcmp(buf + len - 7, "+PONG\r\n", 7) != 0) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 3000) <= 0)
-			return strcpy(buf, "TIMEOUT");
-		ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
-		if (n <= 0)
-			return strcpy(buf, "EOF");
-		len += (size_t)n;
+		int got = recv_more(fd, buf, sizeof buf, &len, 3000);
+		if (got <= 0)
+			return strcpy(buf, got == 0 ? "TIMEOUT" : "EOF");
 	}
 	buf[len - 7] = 0;
 	return buf;
-}
-
-/* A command as a RESP array, words split on spaces. */
-static void send_cmd(int fd, const char *line)
-{
-	char req[1024], words[512], *save = NULL;
-	int nw = 0, len;
-	char *parts[32];
-	snprintf(words, sizeof words, "%s", line);
-	for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
-		parts[nw++] = w;
-	len = snprintf(req, sizeof req, "*%d\r\n", nw);
-	for (int k = 0; k < nw; k++)
-		len += snprintf(req + len, sizeof req - (size_t)len, "$%zu\r\n%s\r\n",
-				strlen(parts[k]), parts[k]);
-	put(fd, req, (size_t)len);
 }
 
 static const char *cmd_reply(int fd, const char *line)
@@ -911,15 +919,8 @@ TEST(tracking_push_to_idle_client)
  * against redis-server. */
 TEST(tracking_conformance_redis_server)
 {
-	if (!have("redis-server"))
-		test_skip("redis-server is not installed (apt-get install redis-server)");
-	running r;
-	reap__mgr_server_opts o = {0};
-	start(&r, &o);
-	char dir[] = "/tmp/reap-redis.XXXXXX", sock[300];
-	ASSERT_NOT_NULL(mkdtemp(dir));
-	pid_t pid;
-	ASSERT_TRUE(start_redis(dir, sock, sizeof sock, &pid));
+	pair p;
+	pair_start(&p);
 	/* who: 'a' tracks (RESP3), 'w' writes, '2' tracks in RESP2; a
 	 * leading '!' runs without comparing */
 	static const char *const script[] = {
@@ -937,8 +938,8 @@ TEST(tracking_conformance_redis_server)
 		"aCLIENT TRACKING ON", "aGET longer-key-name-here",
 		"wSET longer-key-name-here x",
 	};
-	int fa[3] = {dial(r.path), dial(r.path), dial(r.path)};
-	int fb[3] = {dial(sock), dial(sock), dial(sock)};
+	int fa[3] = {dial(p.r.path), dial(p.r.path), dial(p.r.path)};
+	int fb[3] = {dial(p.sock), dial(p.sock), dial(p.sock)};
 	size_t diffs = 0;
 	for (size_t i = 0; i < sizeof script / sizeof script[0]; i++) {
 		const char *s = script[i];
@@ -971,11 +972,6 @@ TEST(tracking_conformance_redis_server)
 		close(fa[k]);
 		close(fb[k]);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	char rm[400];
-	snprintf(rm, sizeof rm, "rm -rf %s", dir);
-	ASSERT_EQ_INT(system(rm), 0);
-	stop(&r);
+	pair_stop(&p);
 	ASSERT_EQ_SIZE(diffs, 0);
 }
