@@ -1633,15 +1633,16 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 			const char *ln = life_names[op->lifetime];
 
 			rc = REQ(c, &mark, (arg != NULL ? 5 : 4) + 2, "REAP.CREATE");
-			if (rc == 0 && (rc = out_str(c, ctype)) == 0 &&
+			if (rc < 0)
+				goto fail;
+			if ((rc = out_str(c, ctype)) == 0 &&
 			    (rc = out_bulk(c, key, klen)) == 0 &&
 			    (rc = out_str(c, ln)) == 0 && arg != NULL)
 				rc = out_bulk(c, arg, arglen);
 			/* where the caller made it, for REAP.OBJECTS */
 			if (rc == 0 && (rc = out_bulk(c, "SITE", 4)) == 0)
 				rc = out_bulk(c, where, (size_t)wl);
-			if (rc == 0 || mark != c->out.len)
-				rc = finish(c, mark, rc, K_CREATE, NULL, 0, NULL, 0, 0, 0);
+			rc = finish(c, mark, rc, K_CREATE, NULL, 0, NULL, 0, 0, 0);
 			if (rc == 0) {
 				o->held = op->lifetime == REAP_MGR_SHARED;
 				goto done;
@@ -1669,9 +1670,9 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 			rc = -EMEDIUMTYPE;
 			goto fail;
 		}
-		rc = REQ(c, &mark, 2, "REAP.HOLD");
-		if (rc == 0)
-			rc = out_bulk(c, key, klen);
+		if ((rc = REQ(c, &mark, 2, "REAP.HOLD")) < 0)
+			goto fail;
+		rc = out_bulk(c, key, klen);
 		rc = finish(c, mark, rc, K_HOLD, NULL, 0, NULL, 0, 0, 0);
 		if (rc == 0 || rc == 1) {
 			/* 1: not a shared object, nothing to hold */
