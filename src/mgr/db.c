@@ -281,6 +281,7 @@ struct reap__mgr_sess {
 struct reap__mgr_db {
 	struct tab keys;
 	uint64_t seed;
+	uint64_t now_hint; /* reap__mgr_db_set_now(); 0: read the clock */
 	reap__mgr_sess **sv;
 	size_t nsess, capsess;
 	uint64_t next_id;
@@ -319,8 +320,11 @@ static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
 		n -= 8;
 	}
 	if (n) {
+		/* the tail byte by byte: a memcpy of a variable size is a
+		 * call, and keys are short */
 		w = 0;
-		memcpy(&w, p, n);
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)(unsigned char)p[i] << (8 * i);
 		h ^= w * 0xbf58476d1ce4e5b9ull;
 		h = rotl64(h, 29) * 0x94d049bb133111ebull;
 	}
@@ -2797,7 +2801,7 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
 
 	if (argc < 1)
 		return 0;
-	c.now = reap_now_ns();
+	c.now = db->now_hint ? db->now_hint : reap_now_ns();
 	c.cmd = cmd_find(&argv[0]);
 	db->cur = s;
 	if (c.cmd == NULL) {
@@ -2838,6 +2842,11 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
 
 /* ------------------------------------------------------------------ */
 /* Store and sessions                                                   */
+
+void reap__mgr_db_set_now(reap__mgr_db *db, uint64_t now_ns)
+{
+	db->now_hint = now_ns;
+}
 
 int reap__mgr_db_create(reap__mgr_db **out)
 {

@@ -91,6 +91,12 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
 		   const reap__resp_arg *argv, int timed_out,
 		   reap__resp_buf *out, reap__mgr_block *blk);
 
+/* The time of the commands exec runs next (reap_now_ns(), such as when
+ * their bytes were read): one clock read per read instead of one per
+ * command. 0: exec reads the clock itself. Blocked retries must run
+ * with 0. */
+void reap__mgr_db_set_now(reap__mgr_db *db, uint64_t now_ns);
+
 /* Called (from inside exec or sess_close) whenever a change may let a
  * blocked command proceed (a push to a list, a lock released, ...). */
 void reap__mgr_db_set_ready_hook(reap__mgr_db *db, void (*fn)(void *ctx),

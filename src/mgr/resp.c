@@ -332,23 +332,55 @@ static size_t find_cr(reap__resp_req *r, const char *p, size_t n)
 	return (size_t)(cr - p);
 }
 
+/*
+ * The common header, "*N\r" or "$N\r" with N from 1 to 10^17 written
+ * without a leading zero, whole (with the byte after its '\r') at the
+ * start of q[0, m): the index of its '\r', with N in *ll. 0 sends every
+ * other case (a partial line, zero, a sign, a leading zero, too many
+ * digits) down the general path, which gives the errors.
+ */
+static size_t fast_len(const char *q, size_t m, int64_t *ll)
+{
+	uint64_t v;
+	size_t i;
+
+	if (m < 4 || q[1] < '1' || q[1] > '9')
+		return 0;
+	v = (uint64_t)(q[1] - '0');
+	for (i = 2; i < m && i < 18; i++) {
+		unsigned d = (unsigned)(unsigned char)q[i] - '0';
+
+		if (d > 9)
+			break;
+		v = v * 10 + d;
+	}
+	if (i + 2 > m || q[i] != '\r')
+		return 0;
+	*ll = (int64_t)v;
+	return i;
+}
+
 static int parse_mbulk(reap__resp_req *r, const char *p, size_t n)
 {
 	int64_t ll;
 	size_t at;
 
 	if (r->mbulk < 0) {
-		at = find_cr(r, p, n);
-		if (at == n) {
-			if (n > r->lim.max_header)
-				return proto(r, PERR("too big mbulk count string"));
-			return REAP__RESP_MORE;
+		if (r->scan != 0 || (at = fast_len(p, n, &ll)) == 0) {
+			at = find_cr(r, p, n);
+			if (at == n) {
+				if (n > r->lim.max_header)
+					return proto(r, PERR("too big mbulk count string"));
+				return REAP__RESP_MORE;
+			}
+			if (at + 2 > n) { /* the byte after '\r' */
+				r->scan = at;
+				return REAP__RESP_MORE;
+			}
+			if (!reap__resp_parse_ll(p + 1, at - 1, &ll))
+				return proto(r, PERR("invalid multibulk length"));
 		}
-		if (at + 2 > n) { /* the byte after '\r' */
-			r->scan = at;
-			return REAP__RESP_MORE;
-		}
-		if (!reap__resp_parse_ll(p + 1, at - 1, &ll) || ll > r->lim.max_multibulk)
+		if (ll > r->lim.max_multibulk)
 			return proto(r, PERR("invalid multibulk length"));
 		if (!r->authed && ll > r->lim.preauth_multibulk)
 			return proto(r, PERR("unauthenticated multibulk length"));
@@ -369,20 +401,24 @@ static int parse_mbulk(reap__resp_req *r, const char *p, size_t n)
 		size_t m = n - r->pos;
 
 		if (r->bulk < 0) {
-			at = find_cr(r, q, m);
-			if (at == m) {
-				if (m > r->lim.max_header)
-					return proto(r, PERR("too big bulk count string"));
-				return REAP__RESP_MORE;
+			if (r->scan != 0 || q[0] != '$' ||
+			    (at = fast_len(q, m, &ll)) == 0) {
+				at = find_cr(r, q, m);
+				if (at == m) {
+					if (m > r->lim.max_header)
+						return proto(r, PERR("too big bulk count string"));
+					return REAP__RESP_MORE;
+				}
+				if (at + 2 > m) {
+					r->scan = at;
+					return REAP__RESP_MORE;
+				}
+				if (q[0] != '$')
+					return proto_expected(r, q[0]);
+				if (!reap__resp_parse_ll(q + 1, at - 1, &ll) || ll < 0)
+					return proto(r, PERR("invalid bulk length"));
 			}
-			if (at + 2 > m) {
-				r->scan = at;
-				return REAP__RESP_MORE;
-			}
-			if (q[0] != '$')
-				return proto_expected(r, q[0]);
-			if (!reap__resp_parse_ll(q + 1, at - 1, &ll) || ll < 0 ||
-			    ll > r->lim.max_bulk)
+			if (ll > r->lim.max_bulk)
 				return proto(r, PERR("invalid bulk length"));
 			if (!r->authed && ll > r->lim.preauth_bulk)
 				return proto(r, PERR("unauthenticated bulk length"));
