@@ -216,21 +216,26 @@ static inline reap_mgr_value reap_mgr_user(const reap_mgr_codec *codec,
 REAP_API void reap_mgr_value_free(reap_mgr_value *v) REAP_NONNULL(1);
 
 /* Read a value as an int64: an int, or bytes holding a decimal integer.
- * -EINVAL otherwise (*out untouched). */
+ * -EINVAL otherwise (*out untouched). Ownership: borrows v.
+ * Thread safety: any thread. */
 REAP_API int reap_mgr_value_i64(const reap_mgr_value *v, int64_t *out)
 	REAP_NONNULL(1, 2);
 /* Read a value as a double: a double, an int, or bytes holding a
- * number. -EINVAL otherwise. */
+ * number. -EINVAL otherwise (*out untouched). Ownership: borrows v.
+ * Thread safety: any thread. */
 REAP_API int reap_mgr_value_f64(const reap_mgr_value *v, double *out)
 	REAP_NONNULL(1, 2);
 /* Do two values hold the same thing (types, then contents; user objects
- * by their encodings)? */
+ * by their encodings)? Ownership: borrows a and b. Thread safety: any
+ * thread (user objects: as safe as their codecs' encoders). */
 REAP_API bool reap_mgr_value_equal(const reap_mgr_value *a,
 				   const reap_mgr_value *b) REAP_NONNULL(1, 2);
 
 /* The builder a codec's encoder writes into. */
 typedef struct reap_mgr_buf reap_mgr_buf;
-/* Append n bytes: 0, -ENOMEM, or -E2BIG past 512 MB. */
+/* Append n bytes: 0, -EINVAL (p NULL with n > 0), -ENOMEM, or -E2BIG
+ * past 512 MB. Ownership: borrows b (the encoder's, during its call)
+ * and p (copied). Thread safety: the encoder's caller's. */
 REAP_API int reap_mgr_buf_append(reap_mgr_buf *b, const void *p, size_t n)
 	REAP_NONNULL(1);
 
@@ -311,19 +316,22 @@ REAP_API REAP_NODISCARD int reap_mgr_connect_at(reap_scope *s, const char *addr,
 REAP_API const char *reap_mgr_client_error(const reap_mgr_client *c)
 	REAP_NONNULL(1);
 
-/* The session id the manager gave this client (CLIENT ID). */
+/* The session id the manager gave this client (CLIENT ID). Ownership:
+ * borrows c. Thread safety: any thread (it never changes). */
 REAP_API uint64_t reap_mgr_client_id(const reap_mgr_client *c) REAP_NONNULL(1);
 
 /*
  * Drop the connection now, as a crash would (the manager reclaims the
- * session); later calls fail with -ENOTCONN. The client stays owned by
- * its scope. Thread safety: c's.
+ * session); later calls fail with -ENOTCONN, and pending batched calls
+ * fail. Ownership: borrows c, which stays owned by its scope. Thread
+ * safety: c's.
  */
 REAP_API void reap_mgr_disconnect(reap_mgr_client *c) REAP_NONNULL(1);
 
-/* Register a user type's codec on c (the codec is borrowed: it must
- * outlive c). -EEXIST for a name already there, -EINVAL for a bad name,
- * -ENOMEM. Thread safety: c's. */
+/* Register a user type's codec on c, for decoding values of its name.
+ * Errors: -EEXIST (a name already there), -EINVAL (a name not of 1 to
+ * 64 bytes, or no encoder or decoder), -ENOMEM. Ownership: borrows c
+ * and the codec, which must outlive c. Thread safety: c's. */
 REAP_API int reap_mgr_codec_add(reap_mgr_client *c, const reap_mgr_codec *codec)
 	REAP_NONNULL(1, 2);
 
@@ -333,20 +341,26 @@ REAP_API int reap_mgr_codec_add(reap_mgr_client *c, const reap_mgr_codec *codec)
  * arrays, sets and pushes as ARRAY, maps as MAP, doubles as DOUBLE,
  * booleans as INT, and an error reply as ERROR (returning 0: the call
  * worked). lens NULL: the arguments are C strings.
- * Errors: -EINVAL (argc < 1), -ENOTCONN, -ECONNRESET (the manager went
- * away), -ETIMEDOUT, -EPROTO, -ENOMEM. Ownership: the caller frees
- * *reply with reap_mgr_value_free(). Thread safety: c's.
+ * Errors: -EINVAL (argc < 1, a NULL argument), -ENOTCONN, -ECONNRESET
+ * (the manager went away), -ETIMEDOUT, -EPROTO, -ENOMEM, -E2BIG (a
+ * request over 512 MB). Ownership: borrows c and the arguments; the
+ * caller frees *reply with reap_mgr_value_free(). Thread safety: c's.
  */
 REAP_API int reap_mgr_command(reap_mgr_client *c, reap_mgr_value *reply,
 			      int argc, const char *const *argv,
 			      const size_t *lens) REAP_NONNULL(1, 2, 4);
 
-/* Delete a key whatever its type or lifetime (DEL): 0, or -ENOENT. */
+/* Delete a key whatever its type or lifetime (DEL): 0, -ENOENT, or the
+ * errors of reap_mgr_command(). Ownership: borrows c and key. Thread
+ * safety: c's. */
 REAP_API int reap_mgr_delete(reap_mgr_client *c, const char *key)
 	REAP_NONNULL(1, 2);
 
 /* MGET / MSET on plain keys (values set with SET). mget gives NIL for a
- * missing key; the caller frees each out[i]. Thread safety: c's. */
+ * missing key. Errors: those of reap_mgr_command(), and -EINVAL for a
+ * value that cannot be encoded (mset). Ownership: borrows c, keys and
+ * vals; the caller frees each out[i] with reap_mgr_value_free().
+ * Thread safety: c's. */
 REAP_API int reap_mgr_mget(reap_mgr_client *c, size_t n,
 			   const char *const *keys, reap_mgr_value *out)
 	REAP_NONNULL(1, 3, 4);
@@ -370,8 +384,11 @@ REAP_API int reap_mgr_mset(reap_mgr_client *c, size_t n,
  * reap_mgr_batch_send() sends the queue without waiting, so that more
  * batches can be in flight; reap_mgr_batch_wait() reads the replies of
  * every batch sent. A call made outside a batch while replies are
- * pending waits for them first, in order.
- * Errors of exec/wait: those of reap_mgr_command(). Thread safety: c's.
+ * pending waits for them first, in order. Opening and closing a proxy
+ * are never queued: they run at once, after what is queued before them.
+ * Errors of exec/wait: those of reap_mgr_command(). Ownership: borrows
+ * c; the out parameters of queued calls are borrowed until exec or wait
+ * returns. Thread safety: c's.
  */
 REAP_API void reap_mgr_batch_begin(reap_mgr_client *c) REAP_NONNULL(1);
 REAP_API int reap_mgr_batch_exec(reap_mgr_client *c, size_t *failed)
@@ -467,7 +484,9 @@ REAP__MGR_OPEN(ns);
  * Calls on proxies. All return 0 or a negative errno; the connection's
  * errors (-ENOTCONN, -ECONNRESET, -ETIMEDOUT, -EPROTO), -ENOMEM, and
  * -EINVAL for a value that cannot be encoded (with a message naming
- * what is wrong, see reap_mgr_client_error()) apply to all. Values read
+ * what is wrong, see reap_mgr_client_error()) or -E2BIG for one over
+ * 512 MB apply to all. Ownership: they borrow the proxy and what the
+ * values sent point to (encoded before the call returns); values read
  * are the caller's to free with reap_mgr_value_free(). Thread safety:
  * the client's (one thread or task at a time).
  */
@@ -514,7 +533,8 @@ REAP_API int reap_mgr_queue_get(reap_mgr_queue *q, reap_mgr_value *out,
 				uint64_t deadline_ns) REAP_NONNULL(1, 2);
 REAP_API int reap_mgr_queue_len(reap_mgr_queue *q, size_t *n) REAP_NONNULL(1, 2);
 
-/* Counters: add returns the new value (NULL: not wanted). */
+/* Counters: add returns the new value (NULL: not wanted); get gives
+ * -EINVAL if the key no longer holds an int. */
 REAP_API int reap_mgr_counter_add(reap_mgr_counter *k, int64_t delta,
 				  int64_t *now) REAP_NONNULL(1);
 REAP_API int reap_mgr_counter_get(reap_mgr_counter *k, int64_t *now)

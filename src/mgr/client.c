@@ -55,6 +55,7 @@ enum kind {
 	K_DEL,     /* integer: 1 -> 0, 0 -> -ENOENT */
 	K_GET,     /* bulk decoded into *(value *)out; nil -> NIL, -ENOENT */
 	K_GETNIL,  /* as K_GET, but nil is NIL and 0 */
+	K_GETINT,  /* bulk holding an int into *(int64_t *)out; else -EINVAL */
 	K_MGET,    /* array of bulks into out[0, n); nil -> NIL */
 	K_MAP,     /* field/value pairs into a MAP value */
 	K_ARRAY,   /* array of bulks into an ARRAY value */
@@ -66,19 +67,27 @@ enum kind {
 	K_HOLD,    /* integer 0; "not shared" 1 (no hold taken) */
 };
 
+typedef struct obj obj;
+
 typedef struct pend {
 	uint8_t kind;
 	bool batch;       /* queued in a batch: counted there */
 	void *out;
 	size_t n;         /* K_MGET */
-	char *ck;         /* cache key to fill from the reply, or NULL */
-	size_t cklen, objlen;
+	/* The cache entry to fill from the reply: (co's key, cf[0, cflen)),
+	 * or co NULL. Borrowed: only a call made outside a batch with
+	 * nothing pending fills the cache, and such a call returns only
+	 * once its entry is complete (or failed with the connection). */
+	const obj *co;
+	const char *cf;
+	size_t cflen;
 } pend;
 
 typedef struct centry centry;
 typedef struct ckey ckey;
 
-/* A cached reply: the wire bytes of a value, under (object key, field). */
+/* A cached reply: the wire bytes of a value, under (object key, field),
+ * whose cache key is the object key, a NUL, then the field. */
 struct centry {
 	centry *next;       /* hash chain */
 	centry *knext, **kprev; /* entries of the same object key */
@@ -99,9 +108,7 @@ struct ckey {
 struct reap_mgr_client {
 	int fd;               /* -1 once dead */
 	int refs;             /* the client's own, plus one per proxy */
-	bool closed;          /* its scope closed it */
 	bool batching;
-	int proto;
 	uint64_t id;
 	uint64_t timeout_ns;
 	uint64_t spin_ns;     /* busy polling for a reply; 0: none */
@@ -127,7 +134,10 @@ struct reap_mgr_client {
 			       * waits for ever) */
 
 	reap_mgr_buf scratch; /* value encodings */
-	const reap_mgr_codec **codecs;
+	struct codec_ent {
+		const reap_mgr_codec *codec;
+		size_t nlen;
+	} *codecs;
 	size_t ncodecs;
 
 	/* the cache */
@@ -140,14 +150,14 @@ struct reap_mgr_client {
 };
 
 /* The proxies: one layout, ten types. */
-typedef struct obj {
+struct obj {
 	reap_mgr_client *c;
 	const char *tname;    /* TYPE's answer */
 	uint8_t life;
 	bool held;            /* we hold a shared object */
 	size_t klen;
 	char key[];
-} obj;
+};
 
 struct reap_mgr_dict { obj o; };
 struct reap_mgr_list { obj o; };
@@ -173,13 +183,30 @@ static void seterr(reap_mgr_client *c, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* The cache                                                            */
 
-static uint64_t hash(const void *p, size_t n)
+#define FNV_OFFSET 0xcbf29ce484222325ull
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* An object key's hash. */
+static uint64_t hash(const void *p, size_t n)
+{
+	uint64_t h = fnv(FNV_OFFSET, p, n);
+
+	return h ^ (h >> 29);
+}
+
+/* The hash of the cache key of (key, field), without building it. */
+static uint64_t ck_hash(const char *key, size_t klen, const char *f, size_t flen)
+{
+	uint64_t h = fnv(fnv(fnv(FNV_OFFSET, key, klen), "", 1), f, flen);
+
 	return h ^ (h >> 29);
 }
 
@@ -229,39 +256,42 @@ static void cache_clear(reap_mgr_client *c)
 	c->ncached = 0;
 }
 
-static centry *cache_find(reap_mgr_client *c, const char *ck, size_t cklen)
+/* The entry of (key, field) whose cache key hashes to h, or NULL. */
+static centry *cache_find(reap_mgr_client *c, uint64_t h, const char *key,
+			  size_t klen, const char *f, size_t flen)
 {
-	uint64_t h = hash(ck, cklen);
-
 	for (centry *e = c->ctab[h & c->tabmask]; e != NULL; e = e->next)
-		if (e->h == h && e->cklen == cklen && memcmp(e->data, ck, cklen) == 0)
+		if (e->h == h && e->cklen == klen + 1 + flen &&
+		    memcmp(e->data, key, klen) == 0 && e->data[klen] == '\0' &&
+		    memcmp(e->data + klen + 1, f, flen) == 0)
 			return e;
 	return NULL;
 }
 
-/* Remember the value bytes v under ck (whose first objlen bytes are the
- * object key). Best effort: a failed allocation caches nothing. */
-static void cache_put(reap_mgr_client *c, const char *ck, size_t cklen,
-		      size_t objlen, const char *v, size_t vlen)
+/* Remember the value bytes v under (key, field). Best effort: a failed
+ * allocation caches nothing. */
+static void cache_put(reap_mgr_client *c, const char *key, size_t klen,
+		      const char *f, size_t flen, const char *v, size_t vlen)
 {
-	uint64_t h = hash(ck, cklen), kh = hash(ck, objlen);
+	uint64_t h = ck_hash(key, klen, f, flen), kh = hash(key, klen);
+	size_t cklen = klen + 1 + flen;
 	ckey *k;
 	centry *e;
 
 	if (c->ncached >= c->cache_max)
 		cache_clear(c);
-	if (cache_find(c, ck, cklen) != NULL)
+	if (cache_find(c, h, key, klen, f, flen) != NULL)
 		return;
 	for (k = c->ktab[kh & c->tabmask]; k != NULL; k = k->next)
-		if (k->h == kh && k->len == objlen && memcmp(k->key, ck, objlen) == 0)
+		if (k->h == kh && k->len == klen && memcmp(k->key, key, klen) == 0)
 			break;
 	if (k == NULL) {
-		if ((k = reap_malloc(sizeof *k + objlen)) == NULL)
+		if ((k = reap_malloc(sizeof *k + klen)) == NULL)
 			return;
 		k->h = kh;
-		k->len = objlen;
+		k->len = klen;
 		k->list = NULL;
-		memcpy(k->key, ck, objlen);
+		memcpy(k->key, key, klen);
 		k->next = c->ktab[kh & c->tabmask];
 		c->ktab[kh & c->tabmask] = k;
 	}
@@ -270,7 +300,9 @@ static void cache_put(reap_mgr_client *c, const char *ck, size_t cklen,
 	e->h = h;
 	e->cklen = cklen;
 	e->vlen = vlen;
-	memcpy(e->data, ck, cklen);
+	memcpy(e->data, key, klen);
+	e->data[klen] = '\0';
+	memcpy(e->data + klen + 1, f, flen);
 	memcpy(e->data + cklen, v, vlen);
 	e->next = c->ctab[h & c->tabmask];
 	c->ctab[h & c->tabmask] = e;
@@ -347,8 +379,6 @@ static void pend_pop(reap_mgr_client *c, int rc)
 	pend *p = &c->q[c->qhead];
 
 	account(c, p, rc);
-	reap_free(p->ck);
-	p->ck = NULL;
 	c->qhead = (c->qhead + 1) & (c->qcap - 1);
 	c->qlen--;
 	if (c->qlen == 0)
@@ -381,9 +411,9 @@ static const reap_mgr_codec *find_codec(void *ctx, const char *name, size_t len)
 	reap_mgr_client *c = ctx;
 
 	for (size_t i = 0; i < c->ncodecs; i++)
-		if (strlen(c->codecs[i]->name) == len &&
-		    memcmp(c->codecs[i]->name, name, len) == 0)
-			return c->codecs[i];
+		if (c->codecs[i].nlen == len &&
+		    memcmp(c->codecs[i].codec->name, name, len) == 0)
+			return c->codecs[i].codec;
 	return NULL;
 }
 
@@ -429,40 +459,17 @@ static int raw_encode(const reap__resp_value *v, reap_mgr_buf *b)
 		return reap_mgr_buf_append(b, v->str.p, v->str.len);
 	default: {
 		bool map = v->type == REAP__RESP_MAP;
-		unsigned char hdr[12];
-		size_t k = 2, n = map ? v->agg.n / 2 : v->agg.n, cnt = n;
+		size_t n = map ? v->agg.n / 2 : v->agg.n, at;
 
-		hdr[0] = 0xff;
-		hdr[1] = map ? 'M' : 'A';
 		if (v->type == REAP__RESP_ATTR)
 			return raw_encode(&v->agg.v[v->agg.n - 1], b);
-		while (cnt >= 0x80) {
-			hdr[k++] = (unsigned char)(cnt | 0x80);
-			cnt >>= 7;
-		}
-		hdr[k++] = (unsigned char)cnt;
-		if ((rc = reap_mgr_buf_append(b, hdr, k)) < 0)
+		if ((rc = reap__mgr_put_agg(b, map, n)) < 0)
 			return rc;
 		for (size_t i = 0; i < (map ? n * 2 : n); i++) {
-			size_t at;
-			unsigned char vi[10];
-			size_t len, m = 0;
-
-			if ((rc = reap__mgr_buf_reserve(b, 10)) < 0)
+			if ((rc = reap__mgr_elem_begin(b, &at)) < 0 ||
+			    (rc = raw_encode(&v->agg.v[i], b)) < 0)
 				return rc;
-			at = b->len;
-			b->len += 10;
-			if ((rc = raw_encode(&v->agg.v[i], b)) < 0)
-				return rc;
-			len = b->len - at - 10;
-			for (size_t l = len; ; l >>= 7) {
-				vi[m++] = (unsigned char)(l >= 0x80 ? (l | 0x80) : l);
-				if (l < 0x80)
-					break;
-			}
-			memcpy(b->p + at, vi, m);
-			memmove(b->p + at + m, b->p + at + 10, len);
-			b->len = at + m + len;
+			reap__mgr_elem_end(b, at);
 		}
 		return 0;
 	}
@@ -490,34 +497,21 @@ static int agg_value(reap_mgr_client *c, const reap__resp_value *v, bool map,
 		     reap_mgr_value *out)
 {
 	reap_mgr_buf *b = &c->scratch;
-	unsigned char hdr[12];
-	size_t k = 2, n = v->agg.n, cnt;
+	size_t n = v->agg.n, at;
 	int rc;
 
 	if (map && (n % 2) != 0)
 		return -EPROTO;
-	cnt = map ? n / 2 : n;
 	b->len = 0;
-	hdr[0] = 0xff;
-	hdr[1] = map ? 'M' : 'A';
-	while (cnt >= 0x80) {
-		hdr[k++] = (unsigned char)(cnt | 0x80);
-		cnt >>= 7;
-	}
-	hdr[k++] = (unsigned char)cnt;
-	if ((rc = reap_mgr_buf_append(b, hdr, k)) < 0)
+	if ((rc = reap__mgr_put_agg(b, map, map ? n / 2 : n)) < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const reap__resp_value *e = &v->agg.v[i];
-		unsigned char vi[10];
-		size_t m = 0, at, len;
 
 		if (e->type != REAP__RESP_STRING && e->type != REAP__RESP_NIL)
 			return -EPROTO;
-		if ((rc = reap__mgr_buf_reserve(b, 10)) < 0)
+		if ((rc = reap__mgr_elem_begin(b, &at)) < 0)
 			return rc;
-		at = b->len;
-		b->len += 10;
 		if (map && i % 2 == 0) {
 			reap_mgr_value f = reap_mgr_bytes(e->str.p, e->str.len);
 
@@ -531,15 +525,7 @@ static int agg_value(reap_mgr_client *c, const reap__resp_value *v, bool map,
 		}
 		if (rc < 0)
 			return rc;
-		len = b->len - at - 10;
-		for (size_t l = len; ; l >>= 7) {
-			vi[m++] = (unsigned char)(l >= 0x80 ? (l | 0x80) : l);
-			if (l < 0x80)
-				break;
-		}
-		memcpy(b->p + at, vi, m);
-		memmove(b->p + at + m, b->p + at + 10, len);
-		b->len = at + m + len;
+		reap__mgr_elem_end(b, at);
 	}
 	return decode(c, b->p, b->len, out);
 }
@@ -586,9 +572,23 @@ static int complete(reap_mgr_client *c, const reap__resp_value *v)
 			return p->kind == K_GET && !p->batch ? -ENOENT : 0;
 		if (v->type != REAP__RESP_STRING)
 			return -EPROTO;
-		if ((rc = decode(c, v->str.p, v->str.len, val)) == 0 && p->ck != NULL)
-			cache_put(c, p->ck, p->cklen, p->objlen, v->str.p, v->str.len);
+		if ((rc = decode(c, v->str.p, v->str.len, val)) == 0 && p->co != NULL)
+			cache_put(c, p->co->key, p->co->klen, p->cf, p->cflen, v->str.p,
+				  v->str.len);
 		return rc;
+	case K_GETINT: {
+		reap_mgr_value x;
+
+		if (v->type == REAP__RESP_NIL)
+			return -EINVAL;
+		if (v->type != REAP__RESP_STRING)
+			return -EPROTO;
+		if ((rc = decode(c, v->str.p, v->str.len, &x)) < 0)
+			return rc;
+		rc = reap_mgr_value_i64(&x, p->out);
+		reap_mgr_value_free(&x);
+		return rc;
+	}
 	case K_MGET:
 		if (v->type != REAP__RESP_ARRAY || v->agg.n != p->n)
 			return -EPROTO;
@@ -597,9 +597,11 @@ static int complete(reap_mgr_client *c, const reap__resp_value *v)
 
 			if (e->type == REAP__RESP_NIL)
 				continue;
-			if (e->type != REAP__RESP_STRING)
+			if (e->type != REAP__RESP_STRING) {
 				rc = -EPROTO;
-			else if ((rc = decode(c, e->str.p, e->str.len, &val[i])) < 0)
+				break;
+			}
+			if ((rc = decode(c, e->str.p, e->str.len, &val[i])) < 0)
 				break;
 		}
 		if (rc < 0)
@@ -766,16 +768,40 @@ static int wait_io(reap_mgr_client *c, unsigned ev, uint64_t deadline)
 	return 0;
 }
 
+/* Room for at least IN_CHUNK / 2 more bytes in c->in, the bytes
+ * parsed dropped first: 0 or -ENOMEM. */
+static int in_room(reap_mgr_client *c)
+{
+	size_t live = c->in_len - c->in_off, cap = c->in_cap;
+	char *p;
+
+	if (cap - c->in_len >= IN_CHUNK / 2)
+		return 0;
+	if (c->in_off > 0) {
+		memmove(c->in, c->in + c->in_off, live);
+		c->in_off = 0;
+		c->in_len = live;
+	}
+	if (cap - live < IN_CHUNK / 2) {
+		cap = cap ? cap * 2 : IN_CHUNK;
+		if ((p = reap_realloc(c->in, cap)) == NULL)
+			return -ENOMEM;
+		c->in = p;
+		c->in_cap = cap;
+	}
+	return 0;
+}
+
 /* Busy polling for a reply (opts.spin_ns): recv without waiting until
  * bytes come or the time is up; the result of the last recv. */
 static ssize_t spin_recv(reap_mgr_client *c)
 {
-	uint64_t until = reap__add_sat(reap_now_ns(), c->spin_ns);
+	uint64_t until = reap__add_sat(reap__mono_ns(), c->spin_ns);
 	ssize_t n;
 
 	do
 		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
-	while (n < 0 && errno == EAGAIN && reap_now_ns() < until);
+	while (n < 0 && errno == EAGAIN && reap__mono_ns() < until);
 	return n;
 }
 
@@ -818,23 +844,8 @@ static int pump(reap_mgr_client *c, uint64_t until, bool all, uint64_t deadline)
 		if (all ? c->qlen == 0
 			: until == UINT64_MAX ? c->out.len == 0 : c->seq_done > until)
 			return 0;
-		if (c->in_cap - c->in_len < IN_CHUNK / 2) {
-			size_t live = c->in_len - c->in_off, cap = c->in_cap;
-			char *p;
-
-			if (c->in_off > 0) {
-				memmove(c->in, c->in + c->in_off, live);
-				c->in_off = 0;
-				c->in_len = live;
-			}
-			if (cap - live < IN_CHUNK / 2) {
-				cap = cap ? cap * 2 : IN_CHUNK;
-				if ((p = reap_realloc(c->in, cap)) == NULL)
-					return kill_conn(c, -ENOMEM, "out of memory");
-				c->in = p;
-				c->in_cap = cap;
-			}
-		}
+		if (in_room(c) < 0)
+			return kill_conn(c, -ENOMEM, "out of memory");
 		n = -1;
 		if (!task && !want_write && c->spin_ns > 0)
 			n = spin_recv(c);
@@ -875,11 +886,6 @@ static uint64_t reply_deadline(reap_mgr_client *c)
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                             */
-
-static int out_raw(reap_mgr_client *c, const char *p, size_t n)
-{
-	return reap_mgr_buf_append(&c->out, p, n);
-}
 
 static int out_hdr(reap_mgr_client *c, char t, size_t n)
 {
@@ -951,7 +957,8 @@ static int begin(reap_mgr_client *c, size_t *mark)
 		return -ENOTCONN;
 	}
 	if (c->fd < 0) {
-		if (c->err[0] == '\0' || c->closed)
+		/* keep the reason the connection went, if there is one */
+		if (c->err[0] == '\0')
 			seterr(c, "not connected");
 		return -ENOTCONN;
 	}
@@ -959,6 +966,24 @@ static int begin(reap_mgr_client *c, size_t *mark)
 	*mark = c->out.len;
 	return 0;
 }
+
+/* Start a request: the connection is checked, "*argc" and the command
+ * name are written. */
+static int req(reap_mgr_client *c, size_t *mark, size_t argc, const char *name,
+	       size_t nlen)
+{
+	int rc;
+
+	if ((rc = begin(c, mark)) < 0)
+		return rc;
+	if ((rc = out_hdr(c, '*', argc)) < 0 || (rc = out_bulk(c, name, nlen)) < 0) {
+		c->out.len = *mark;
+		return rc;
+	}
+	return 0;
+}
+
+#define REQ(c, mark, argc, lit) req((c), (mark), (argc), lit, sizeof(lit) - 1)
 
 static int q_reserve(reap_mgr_client *c)
 {
@@ -981,13 +1006,14 @@ static int q_reserve(reap_mgr_client *c)
 
 /*
  * Finish a call whose request is in c->out from mark on: queue its
- * entry, then (outside a batch) wait for its reply. ck (taken) is the
- * cache key to fill. deadline_extra: a blocking command's own deadline
- * (the reply may take that long, plus the timeout).
+ * entry, then (outside a batch) wait for its reply. co NULL, or the
+ * cache entry (co, cf[0, cflen)) to fill from the reply (borrowed, see
+ * pend). op_deadline: a blocking command's own deadline (the reply may
+ * take that long, plus the timeout), or 0.
  */
 static int finish(reap_mgr_client *c, size_t mark, int build_rc, enum kind kind,
-		  void *out, size_t n, char *ck, size_t cklen, size_t objlen,
-		  uint64_t op_deadline)
+		  void *out, size_t n, const obj *co, const char *cf,
+		  size_t cflen, uint64_t op_deadline)
 {
 	uint64_t seq;
 	pend *p;
@@ -997,7 +1023,6 @@ static int finish(reap_mgr_client *c, size_t mark, int build_rc, enum kind kind,
 		build_rc = q_reserve(c);
 	if (build_rc < 0) {
 		c->out.len = mark;
-		reap_free(ck);
 		if (build_rc == -ENOMEM && c->err[0] == '\0')
 			seterr(c, "out of memory");
 		return build_rc;
@@ -1007,9 +1032,9 @@ static int finish(reap_mgr_client *c, size_t mark, int build_rc, enum kind kind,
 	p->batch = c->batching;
 	p->out = out;
 	p->n = n;
-	p->ck = ck;
-	p->cklen = cklen;
-	p->objlen = objlen;
+	p->co = co;
+	p->cf = cf;
+	p->cflen = cflen;
 	c->qlen++;
 	seq = c->seq_queued++;
 	if (op_deadline > c->op_deadline)
@@ -1057,7 +1082,6 @@ static void client_close(void *arg)
 
 	kill_conn(c, -ENOTCONN, NULL);
 	seterr(c, "the client is closed");
-	c->closed = true;
 	unref(c);
 }
 
@@ -1173,13 +1197,6 @@ static int dial(const char *addr, uint64_t deadline, char *err, size_t errlen)
 	return fd;
 }
 
-/* One raw command during the handshake; the reply in *out. */
-static int hs_call(reap_mgr_client *c, reap_mgr_value *out, int argc,
-		   const char *const *argv, const size_t *lens)
-{
-	return reap_mgr_command(c, out, argc, argv, lens);
-}
-
 static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 {
 	reap_mgr_value r = {0};
@@ -1192,7 +1209,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 		const char *a2[] = {"REAP.PROVE", (const char *)nc, (const char *)proof};
 		size_t l2[] = {10, sizeof nc, sizeof proof};
 
-		if ((rc = hs_call(c, &r, 1, a1, NULL)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 1, a1, NULL)) < 0)
 			return rc;
 		if (r.type != REAP_MGR_T_BYTES || r.bytes.len != sizeof ns) {
 			seterr(c, "the server did not give a challenge: %s",
@@ -1208,7 +1225,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 			return rc;
 		}
 		reap__auth_client_proof(o->key, o->key_len, ns, nc, proof);
-		if ((rc = hs_call(c, &r, 3, a2, l2)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 3, a2, l2)) < 0)
 			return rc;
 		if (r.type == REAP_MGR_T_ERROR) {
 			seterr(c, "the manager refused the key: %s",
@@ -1230,7 +1247,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 		const char *h[] = {"HELLO", "3"};
 		const char *t[] = {"CLIENT", "TRACKING", "ON"};
 
-		if ((rc = hs_call(c, &r, 2, h, NULL)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 2, h, NULL)) < 0)
 			return rc;
 		rc = r.type == REAP_MGR_T_ERROR ? -EPROTO : 0;
 		if (rc < 0)
@@ -1238,8 +1255,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 		reap_mgr_value_free(&r);
 		if (rc < 0)
 			return rc;
-		c->proto = 3;
-		if ((rc = hs_call(c, &r, 3, t, NULL)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 3, t, NULL)) < 0)
 			return rc;
 		rc = r.type == REAP_MGR_T_ERROR ? -EPROTO : 0;
 		if (rc < 0)
@@ -1251,7 +1267,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 	if (o->name != NULL) {
 		const char *n[] = {"CLIENT", "SETNAME", o->name};
 
-		if ((rc = hs_call(c, &r, 3, n, NULL)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 3, n, NULL)) < 0)
 			return rc;
 		rc = r.type == REAP_MGR_T_ERROR ? -EINVAL : 0;
 		if (rc < 0)
@@ -1263,7 +1279,7 @@ static int handshake(reap_mgr_client *c, const reap_mgr_client_opts *o)
 	{
 		const char *id[] = {"CLIENT", "ID"};
 
-		if ((rc = hs_call(c, &r, 2, id, NULL)) < 0)
+		if ((rc = reap_mgr_command(c, &r, 2, id, NULL)) < 0)
 			return rc;
 		if (r.type == REAP_MGR_T_INT)
 			c->id = (uint64_t)r.i;
@@ -1299,7 +1315,6 @@ int reap_mgr_connect_at(reap_scope *s, const char *addr,
 		return -ENOMEM;
 	c->fd = -1;
 	c->refs = 1;
-	c->proto = 2;
 	c->sync_seq = UINT64_MAX;
 	c->timeout_ns = o->timeout_ns ? o->timeout_ns : DEFAULT_TIMEOUT_NS;
 	c->spin_ns = o->spin_ns == 0 ? (sysconf(_SC_NPROCESSORS_ONLN) > 1
@@ -1363,7 +1378,7 @@ void reap_mgr_disconnect(reap_mgr_client *c)
 
 int reap_mgr_codec_add(reap_mgr_client *c, const reap_mgr_codec *codec)
 {
-	const reap_mgr_codec **v;
+	struct codec_ent *v;
 	size_t nl = codec->name != NULL ? strlen(codec->name) : 0;
 
 	if (nl == 0 || nl > 64 || codec->encode == NULL || codec->decode == NULL) {
@@ -1377,7 +1392,8 @@ int reap_mgr_codec_add(reap_mgr_client *c, const reap_mgr_codec *codec)
 	}
 	if ((v = reap_realloc(c->codecs, (c->ncodecs + 1) * sizeof *v)) == NULL)
 		return -ENOMEM;
-	v[c->ncodecs++] = codec;
+	v[c->ncodecs].codec = codec;
+	v[c->ncodecs++].nlen = nl;
 	c->codecs = v;
 	return 0;
 }
@@ -1407,7 +1423,7 @@ int reap_mgr_command(reap_mgr_client *c, reap_mgr_value *reply, int argc,
 			brc = out_bulk(c, argv[i], lens ? lens[i] : strlen(argv[i]));
 		}
 	}
-	return finish(c, mark, brc, K_RAW, reply, 0, NULL, 0, 0, 0);
+	return finish(c, mark, brc, K_RAW, reply, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_delete(reap_mgr_client *c, const char *key)
@@ -1415,12 +1431,10 @@ int reap_mgr_delete(reap_mgr_client *c, const char *key)
 	size_t mark;
 	int rc;
 
-	if ((rc = begin(c, &mark)) < 0)
+	if ((rc = REQ(c, &mark, 2, "DEL")) < 0)
 		return rc;
-	rc = out_raw(c, "*2\r\n$3\r\nDEL\r\n", 13);
-	if (rc == 0)
-		rc = out_str(c, key);
-	return finish(c, mark, rc, K_DEL, NULL, 0, NULL, 0, 0, 0);
+	rc = out_str(c, key);
+	return finish(c, mark, rc, K_DEL, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_mget(reap_mgr_client *c, size_t n, const char *const *keys,
@@ -1433,14 +1447,11 @@ int reap_mgr_mget(reap_mgr_client *c, size_t n, const char *const *keys,
 		out[i] = reap_mgr_nil();
 	if (n == 0)
 		return 0;
-	if ((rc = begin(c, &mark)) < 0)
+	if ((rc = REQ(c, &mark, n + 1, "MGET")) < 0)
 		return rc;
-	rc = out_hdr(c, '*', n + 1);
-	if (rc == 0)
-		rc = out_str(c, "MGET");
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = out_str(c, keys[i]);
-	return finish(c, mark, rc, K_MGET, out, n, NULL, 0, 0, 0);
+	return finish(c, mark, rc, K_MGET, out, n, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_mset(reap_mgr_client *c, size_t n, const char *const *keys,
@@ -1451,15 +1462,12 @@ int reap_mgr_mset(reap_mgr_client *c, size_t n, const char *const *keys,
 
 	if (n == 0)
 		return 0;
-	if ((rc = begin(c, &mark)) < 0)
+	if ((rc = REQ(c, &mark, 2 * n + 1, "MSET")) < 0)
 		return rc;
-	rc = out_hdr(c, '*', 2 * n + 1);
-	if (rc == 0)
-		rc = out_str(c, "MSET");
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if ((rc = out_str(c, keys[i])) == 0)
 			rc = out_value(c, &vals[i]);
-	return finish(c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1472,13 +1480,10 @@ void reap_mgr_batch_begin(reap_mgr_client *c)
 
 int reap_mgr_batch_send(reap_mgr_client *c)
 {
-	int rc;
-
 	c->batching = false;
 	if (c->fd < 0 || c->fork_gen != reap__fork_gen)
 		return -ENOTCONN;
-	rc = pump(c, UINT64_MAX, false, reply_deadline(c));
-	return rc;
+	return pump(c, UINT64_MAX, false, reply_deadline(c));
 }
 
 int reap_mgr_batch_wait(reap_mgr_client *c, size_t *failed)
@@ -1518,24 +1523,6 @@ static void proxy_describe(void *arg, char *buf, size_t len)
 
 static reap_type proxy_type = REAP_TYPE_INIT("mgr proxy", proxy_describe);
 
-/* Start a request: the connection is checked, "*argc" and the command
- * name are written. */
-static int req(reap_mgr_client *c, size_t *mark, size_t argc, const char *name,
-	       size_t nlen)
-{
-	int rc;
-
-	if ((rc = begin(c, mark)) < 0)
-		return rc;
-	if ((rc = out_hdr(c, '*', argc)) < 0 || (rc = out_bulk(c, name, nlen)) < 0) {
-		c->out.len = *mark;
-		return rc;
-	}
-	return 0;
-}
-
-#define REQ(c, mark, argc, lit) req((c), (mark), (argc), lit, sizeof(lit) - 1)
-
 static int proxy_close(void *arg, const reap_error *inflight)
 {
 	obj *o = arg;
@@ -1551,7 +1538,7 @@ static int proxy_close(void *arg, const reap_error *inflight)
 		rc = REQ(c, &mark, 2, "REAP.RELEASE");
 		if (rc == 0) {
 			rc = out_bulk(c, o->key, o->klen);
-			rc = finish(c, mark, rc, K_INT, NULL, 0, NULL, 0, 0, 0);
+			rc = finish(c, mark, rc, K_INT, NULL, 0, NULL, NULL, 0, 0);
 		}
 		c->batching = was && c->fd >= 0;
 		/* A lost connection took the hold with it. */
@@ -1575,7 +1562,7 @@ static int key_type(reap_mgr_client *c, const obj *o, char *buf, size_t cap)
 	if (rc < 0)
 		return rc;
 	rc = out_bulk(c, o->key, o->klen);
-	if ((rc = finish(c, mark, rc, K_RAW, &r, 0, NULL, 0, 0, 0)) < 0)
+	if ((rc = finish(c, mark, rc, K_RAW, &r, 0, NULL, NULL, 0, 0)) < 0)
 		return rc;
 	if (r.type != REAP_MGR_T_BYTES) {
 		seterr(c, "TYPE failed: %s",
@@ -1598,6 +1585,7 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 	size_t klen = strlen(key), mark;
 	reap_cleanup *h;
 	char t[32], where[256];
+	bool was = c->batching;
 	obj *o;
 	int rc = 0, wl;
 
@@ -1607,10 +1595,8 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		seterr(c, klen == 0 ? "an empty key" : "bad options");
 		return reap_raisef(-EINVAL, "%s", c->err);
 	}
-	if (c->fd < 0) {
-		seterr(c, "not connected");
-		return -ENOTCONN;
-	}
+	if ((rc = begin(c, &mark)) < 0)
+		return rc;
 	wl = snprintf(where, sizeof where, "%s:%d in %s()", site->file, site->line,
 		      site->func);
 	if (wl < 0 || (size_t)wl >= sizeof where)
@@ -1628,6 +1614,9 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		return rc;
 	}
 	c->refs++;
+	/* Not batched, as closing is not: the open needs its answers now
+	 * (what is queued before it is sent first). */
+	c->batching = false;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		if (!(op->flags & REAP_MGR_NOCREATE)) {
 			const char *ln = life_names[op->lifetime];
@@ -1642,7 +1631,7 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 			/* where the caller made it, for REAP.OBJECTS */
 			if (rc == 0 && (rc = out_bulk(c, "SITE", 4)) == 0)
 				rc = out_bulk(c, where, (size_t)wl);
-			rc = finish(c, mark, rc, K_CREATE, NULL, 0, NULL, 0, 0, 0);
+			rc = finish(c, mark, rc, K_CREATE, NULL, 0, NULL, NULL, 0, 0);
 			if (rc == 0) {
 				o->held = op->lifetime == REAP_MGR_SHARED;
 				goto done;
@@ -1673,7 +1662,7 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		if ((rc = REQ(c, &mark, 2, "REAP.HOLD")) < 0)
 			goto fail;
 		rc = out_bulk(c, key, klen);
-		rc = finish(c, mark, rc, K_HOLD, NULL, 0, NULL, 0, 0, 0);
+		rc = finish(c, mark, rc, K_HOLD, NULL, 0, NULL, NULL, 0, 0);
 		if (rc == 0 || rc == 1) {
 			/* 1: not a shared object, nothing to hold */
 			o->held = rc == 0;
@@ -1690,11 +1679,13 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 	seterr(c, "'%s' kept changing while being opened", key);
 	rc = -EAGAIN;
 fail:
+	c->batching = was && c->fd >= 0;
 	reap_cleanup_cancel(h);
 	unref(c);
 	reap_free(o);
 	return reap_raisef(rc, "opening '%s': %s", key, c->err);
 done:
+	c->batching = was && c->fd >= 0;
 	*out = o;
 	return 0;
 }
@@ -1787,21 +1778,7 @@ static int key_call(obj *o, const char *name, enum kind k, void *out,
 
 	if (rc < 0)
 		return rc;
-	return finish(o->c, mark, 0, k, out, 0, NULL, 0, 0, op_deadline);
-}
-
-/* The cache key of (o, field): key NUL field. */
-static char *cache_key(const obj *o, const char *field, size_t flen, size_t *len)
-{
-	char *ck = reap_malloc(o->klen + 1 + flen);
-
-	if (ck == NULL)
-		return NULL;
-	memcpy(ck, o->key, o->klen);
-	ck[o->klen] = '\0';
-	memcpy(ck + o->klen + 1, field, flen);
-	*len = o->klen + 1 + flen;
-	return ck;
+	return finish(o->c, mark, 0, k, out, 0, NULL, NULL, 0, op_deadline);
 }
 
 /* Take in the pushes that arrived, without waiting. */
@@ -1810,16 +1787,10 @@ static void drain_pushes(reap_mgr_client *c)
 	for (;;) {
 		ssize_t n;
 
-		if (c->in_cap - c->in_len < 512) {
-			size_t cap = c->in_cap ? c->in_cap * 2 : IN_CHUNK;
-			char *p = reap_realloc(c->in, cap);
-
-			if (p == NULL) {
-				cache_clear(c);
-				return;
-			}
-			c->in = p;
-			c->in_cap = cap;
+		if (in_room(c) < 0) {
+			/* invalidations may be missed: trust nothing */
+			cache_clear(c);
+			return;
 		}
 		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
 		if (n > 0) {
@@ -1834,16 +1805,16 @@ static void drain_pushes(reap_mgr_client *c)
 		(void)parse_replies(c);
 }
 
-/* A cached read: 1 and *out on a hit, 0 on a miss with *ck (the key to
- * fill from the reply) when caching applies, NULL otherwise. */
-static int cache_get(obj *o, const char *field, reap_mgr_value *out, char **ck,
-		     size_t *cklen)
+/* A cached read of (o, field[0, flen)): 1 and *out on a hit, 0 on a
+ * miss, with *fill true when the reply is to be cached. */
+static int cache_get(obj *o, const char *field, size_t flen, reap_mgr_value *out,
+		     bool *fill)
 {
 	reap_mgr_client *c = o->c;
 	centry *e;
 	uint64_t now;
 
-	*ck = NULL;
+	*fill = false;
 	if (!c->cache || c->batching || c->qlen > 0 || c->fd < 0 ||
 	    c->fork_gen != reap__fork_gen)
 		return 0;
@@ -1855,20 +1826,19 @@ static int cache_get(obj *o, const char *field, reap_mgr_value *out, char **ck,
 	drain_pushes(c);
 	if (c->fd < 0)
 		return 0;
-	if ((*ck = cache_key(o, field ? field : "", field ? strlen(field) : 0,
-			       cklen)) == NULL)
+	e = cache_find(c, ck_hash(o->key, o->klen, field, flen), o->key, o->klen,
+		       field, flen);
+	if (e == NULL) {
+		*fill = true;
 		return 0;
-	if ((e = cache_find(c, *ck, *cklen)) == NULL)
-		return 0;
-	reap_free(*ck);
-	*ck = NULL;
+	}
 	return decode(c, e->data + e->cklen, e->vlen, out) == 0 ? 1 : 0;
 }
 
 /* A write to o: our own copy goes at once (the push follows). */
 static void cache_wrote(obj *o)
 {
-	if (o->c->cache && o->c->ctab != NULL)
+	if (o->c->cache)
 		cache_drop_key(o->c, o->key, o->klen);
 }
 
@@ -1876,20 +1846,19 @@ static void cache_wrote(obj *o)
 static int field_get(obj *o, const char *cmd, const char *field,
 		     reap_mgr_value *out, enum kind k)
 {
-	size_t mark, cklen = 0;
-	char *ck = NULL;
+	size_t mark, flen = field != NULL ? strlen(field) : 0;
+	const char *f = field != NULL ? field : "";
+	bool fill;
 	int rc;
 
 	*out = reap_mgr_nil();
-	if (o->c->fd >= 0 && cache_get(o, field, out, &ck, &cklen) == 1)
+	if (cache_get(o, f, flen, out, &fill) == 1)
 		return 0;
-	if ((rc = key_req(o, &mark, field != NULL ? 3 : 2, cmd)) < 0) {
-		reap_free(ck);
+	if ((rc = key_req(o, &mark, field != NULL ? 3 : 2, cmd)) < 0)
 		return rc;
-	}
 	if (field != NULL)
-		rc = out_str(o->c, field);
-	return finish(o->c, mark, rc, k, out, 0, ck, cklen, o->klen, 0);
+		rc = out_bulk(o->c, field, flen);
+	return finish(o->c, mark, rc, k, out, 0, fill ? o : NULL, f, flen, 0);
 }
 
 static int field_set(obj *o, const char *field, const reap_mgr_value *v)
@@ -1902,7 +1871,7 @@ static int field_set(obj *o, const char *field, const reap_mgr_value *v)
 	if ((rc = out_str(o->c, field)) == 0)
 		rc = out_value(o->c, v);
 	cache_wrote(o);
-	return finish(o->c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(o->c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 static int field_del(obj *o, const char *field)
@@ -1914,7 +1883,7 @@ static int field_del(obj *o, const char *field)
 		return rc;
 	rc = out_str(o->c, field);
 	cache_wrote(o);
-	return finish(o->c, mark, rc, K_DEL, NULL, 0, NULL, 0, 0, 0);
+	return finish(o->c, mark, rc, K_DEL, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_dict_set(reap_mgr_dict *d, const char *field, reap_mgr_value v)
@@ -1954,7 +1923,7 @@ int reap_mgr_dict_incr(reap_mgr_dict *d, const char *field, int64_t delta,
 	if ((rc = out_str(d->o.c, field)) == 0)
 		rc = out_int(d->o.c, delta);
 	cache_wrote(&d->o);
-	return finish(d->o.c, mark, rc, K_INT, now, 0, NULL, 0, 0, 0);
+	return finish(d->o.c, mark, rc, K_INT, now, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_dict_mset(reap_mgr_dict *d, size_t n, const char *const *fields,
@@ -1971,7 +1940,7 @@ int reap_mgr_dict_mset(reap_mgr_dict *d, size_t n, const char *const *fields,
 		if ((rc = out_str(d->o.c, fields[i])) == 0)
 			rc = out_value(d->o.c, &vals[i]);
 	cache_wrote(&d->o);
-	return finish(d->o.c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(d->o.c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_dict_mget(reap_mgr_dict *d, size_t n, const char *const *fields,
@@ -1988,7 +1957,7 @@ int reap_mgr_dict_mget(reap_mgr_dict *d, size_t n, const char *const *fields,
 		return rc;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = out_str(d->o.c, fields[i]);
-	return finish(d->o.c, mark, rc, K_MGET, out, n, NULL, 0, 0, 0);
+	return finish(d->o.c, mark, rc, K_MGET, out, n, NULL, NULL, 0, 0);
 }
 
 /* Lists and queues */
@@ -2001,7 +1970,7 @@ static int push(obj *o, const reap_mgr_value *v)
 	if (rc < 0)
 		return rc;
 	rc = out_value(o->c, v);
-	return finish(o->c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(o->c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_list_append(reap_mgr_list *l, reap_mgr_value v)
@@ -2037,7 +2006,7 @@ int reap_mgr_list_range(reap_mgr_list *l, int64_t start, int64_t stop,
 		return rc;
 	if ((rc = out_int(l->o.c, start)) == 0)
 		rc = out_int(l->o.c, stop);
-	return finish(l->o.c, mark, rc, K_ARRAY, out, 0, NULL, 0, 0, 0);
+	return finish(l->o.c, mark, rc, K_ARRAY, out, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_queue_put(reap_mgr_queue *q, reap_mgr_value v)
@@ -2075,7 +2044,7 @@ int reap_mgr_queue_get(reap_mgr_queue *q, reap_mgr_value *out, uint64_t deadline
 	if ((rc = key_req(&q->o, &mark, 3, "BLPOP")) < 0)
 		return rc;
 	rc = out_timeout(q->o.c, deadline);
-	return finish(q->o.c, mark, rc, K_BPOP, out, 0, NULL, 0, 0, deadline);
+	return finish(q->o.c, mark, rc, K_BPOP, out, 0, NULL, NULL, 0, deadline);
 }
 
 int reap_mgr_queue_len(reap_mgr_queue *q, size_t *n)
@@ -2093,20 +2062,15 @@ int reap_mgr_counter_add(reap_mgr_counter *k, int64_t delta, int64_t *now)
 	if (rc < 0)
 		return rc;
 	rc = out_int(k->o.c, delta);
-	return finish(k->o.c, mark, rc, K_INT, now, 0, NULL, 0, 0, 0);
+	return finish(k->o.c, mark, rc, K_INT, now, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_counter_get(reap_mgr_counter *k, int64_t *now)
 {
-	reap_mgr_value v;
-	int rc = key_call(&k->o, "GET", K_GETNIL, &v, 0);
+	int rc = key_call(&k->o, "GET", K_GETINT, now, 0);
 
-	if (rc < 0 || k->o.c->batching)
-		return rc; /* in a batch, use reap_mgr_counter_add(k, 0, now) */
-	rc = reap_mgr_value_i64(&v, now);
-	if (rc < 0)
+	if (rc == -EINVAL && k->o.c->err[0] == '\0')
 		seterr(k->o.c, "'%s' does not hold an integer", k->o.key);
-	reap_mgr_value_free(&v);
 	return rc;
 }
 
@@ -2118,7 +2082,7 @@ int reap_mgr_counter_set(reap_mgr_counter *k, int64_t v)
 	if (rc < 0)
 		return rc;
 	rc = out_int(k->o.c, v);
-	return finish(k->o.c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(k->o.c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_var_set(reap_mgr_var *x, reap_mgr_value v)
@@ -2130,7 +2094,7 @@ int reap_mgr_var_set(reap_mgr_var *x, reap_mgr_value v)
 		return rc;
 	rc = out_value(x->o.c, &v);
 	cache_wrote(&x->o);
-	return finish(x->o.c, mark, rc, K_OK, NULL, 0, NULL, 0, 0, 0);
+	return finish(x->o.c, mark, rc, K_OK, NULL, 0, NULL, NULL, 0, 0);
 }
 
 int reap_mgr_var_get(reap_mgr_var *x, reap_mgr_value *out)
@@ -2149,7 +2113,7 @@ static int blocking(obj *o, const char *cmd, enum kind k, void *out,
 	if ((rc = key_req(o, &mark, 3, cmd)) < 0)
 		return rc;
 	rc = out_timeout(o->c, deadline);
-	return finish(o->c, mark, rc, k, out, 0, NULL, 0, 0, deadline);
+	return finish(o->c, mark, rc, k, out, 0, NULL, NULL, 0, deadline);
 }
 
 int reap_mgr_lock_acquire(reap_mgr_lock *l, uint64_t deadline)

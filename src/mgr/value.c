@@ -159,44 +159,62 @@ static size_t varint_put(unsigned char *p, uint64_t v)
 	return n;
 }
 
-static int put(reap_mgr_buf *b, const void *p, size_t n)
+/* Varints take at most this many bytes. */
+#define VARINT_MAX 10
+
+int reap__mgr_put_agg(reap_mgr_buf *b, bool map, size_t n)
 {
-	return reap_mgr_buf_append(b, p, n);
+	unsigned char hdr[2 + VARINT_MAX];
+
+	hdr[0] = TAG;
+	hdr[1] = map ? 'M' : 'A';
+	return reap_mgr_buf_append(b, hdr, 2 + varint_put(hdr + 2, n));
+}
+
+int reap__mgr_elem_begin(reap_mgr_buf *b, size_t *at)
+{
+	int rc = reap__mgr_buf_reserve(b, VARINT_MAX);
+
+	if (rc < 0)
+		return rc;
+	*at = b->len;
+	b->len += VARINT_MAX;
+	return 0;
+}
+
+void reap__mgr_elem_end(reap_mgr_buf *b, size_t at)
+{
+	size_t len = b->len - at - VARINT_MAX;
+	size_t k = varint_put((unsigned char *)b->p + at, len);
+
+	memmove(b->p + at + k, b->p + at + VARINT_MAX, len);
+	b->len = at + k + len;
 }
 
 static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 		  char *err, size_t errlen);
 
-/* One element of an array or map: its length, then its encoding. The
- * length goes into 10 reserved bytes and the encoding is moved down
- * over the unused ones. */
+/* One element of an array or map: its length, then its encoding. */
 static int encode_elem(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 		       char *err, size_t errlen)
 {
-	unsigned char vi[10];
-	size_t at, len, k;
+	size_t at;
 	int rc;
 
-	if ((rc = reap__mgr_buf_reserve(b, 10)) < 0)
+	if ((rc = reap__mgr_elem_begin(b, &at)) < 0)
 		return rc;
-	at = b->len;
-	b->len += 10;
 	if ((rc = encode(v, b, depth, err, errlen)) < 0) {
 		b->len = at;
 		return rc;
 	}
-	len = b->len - at - 10;
-	k = varint_put(vi, len);
-	memcpy(b->p + at, vi, k);
-	memmove(b->p + at + k, b->p + at + 10, len);
-	b->len = at + k + len;
+	reap__mgr_elem_end(b, at);
 	return 0;
 }
 
 static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 		  char *err, size_t errlen)
 {
-	unsigned char hdr[12];
+	unsigned char hdr[2 + VARINT_MAX];
 	size_t at = b->len, i, n, k;
 	char num[32];
 	int64_t ii;
@@ -207,11 +225,11 @@ static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 	case REAP_MGR_T_NIL:
 		hdr[0] = TAG;
 		hdr[1] = 'n';
-		return put(b, hdr, 2);
+		return reap_mgr_buf_append(b, hdr, 2);
 	case REAP_MGR_T_INT:
-		return put(b, num, reap__resp_ll2str(num, v->i));
+		return reap_mgr_buf_append(b, num, reap__resp_ll2str(num, v->i));
 	case REAP_MGR_T_DOUBLE:
-		return put(b, num, reap__mgr_d2s(num, v->d));
+		return reap_mgr_buf_append(b, num, reap__mgr_d2s(num, v->d));
 	case REAP_MGR_T_BYTES:
 		if (v->bytes.p == NULL && v->bytes.len != 0) {
 			fail(err, errlen, "bytes with a NULL pointer and length %zu",
@@ -223,14 +241,14 @@ static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 			goto tagged;
 		if (plain_type(v->bytes.p, n, &ii, &dd) != REAP_MGR_T_BYTES)
 			goto tagged;
-		return put(b, v->bytes.p, n);
+		return reap_mgr_buf_append(b, v->bytes.p, n);
 	tagged:
 		hdr[0] = TAG;
 		hdr[1] = 'b';
 		if ((rc = reap__mgr_buf_reserve(b, n + 2)) < 0)
 			return rc;
-		(void)put(b, hdr, 2);
-		(void)put(b, v->bytes.p, n);
+		(void)reap_mgr_buf_append(b, hdr, 2);
+		(void)reap_mgr_buf_append(b, v->bytes.p, n);
 		return 0;
 	case REAP_MGR_T_ARRAY:
 	case REAP_MGR_T_MAP:
@@ -249,10 +267,7 @@ static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 			     v->type == REAP_MGR_T_MAP ? "map" : "array", n);
 			return -EINVAL;
 		}
-		hdr[0] = TAG;
-		hdr[1] = v->type == REAP_MGR_T_MAP ? 'M' : 'A';
-		k = 2 + varint_put(hdr + 2, n);
-		if ((rc = put(b, hdr, k)) < 0)
+		if ((rc = reap__mgr_put_agg(b, v->type == REAP_MGR_T_MAP, n)) < 0)
 			return rc;
 		if (v->type == REAP_MGR_T_MAP)
 			n *= 2;
@@ -290,7 +305,8 @@ static int encode(const reap_mgr_value *v, reap_mgr_buf *b, int depth,
 		hdr[0] = TAG;
 		hdr[1] = 'U';
 		k = 2 + varint_put(hdr + 2, nl);
-		if ((rc = put(b, hdr, k)) < 0 || (rc = put(b, c->name, nl)) < 0)
+		if ((rc = reap_mgr_buf_append(b, hdr, k)) < 0 ||
+		    (rc = reap_mgr_buf_append(b, c->name, nl)) < 0)
 			break;
 		rc = c->encode(v->user.obj, b, c->arg);
 		if (rc == -EINVAL || (rc < 0 && rc != -ENOMEM && rc != -E2BIG)) {
@@ -539,19 +555,25 @@ int reap__mgr_decode(const void *p, size_t n, reap__mgr_codec_find find,
 	int rc;
 
 	*out = v;
+	if (n == 0 || ((const unsigned char *)p)[0] != TAG) {
+		/* A plain string: an int or a double needs no block, bytes
+		 * one of n + 1. */
+		v.type = plain_type(p, n, &v.i, &v.d);
+		if (v.type == REAP_MGR_T_BYTES) {
+			if ((mem = reap_malloc(n + 1)) == NULL) {
+				fail(err, errlen, "out of memory decoding a value");
+				return -ENOMEM;
+			}
+			d.byte = mem;
+			put_bytes(&d, &v, p, n);
+			v.mem_ = mem;
+		}
+		*out = v;
+		return 0;
+	}
 	if ((rc = measure(&d, p, n, 0)) < 0)
 		return rc;
-	/* An int or a double needs no block; nor does nil. */
-	if (d.nodes == 0 && (n == 0 || ((const unsigned char *)p)[0] != TAG)) {
-		int64_t i;
-		double x;
-
-		if (plain_type(p, n, &i, &x) != REAP_MGR_T_BYTES)
-			d.bytes = 0;
-	}
-	if (d.nodes == 0 && n == 2 && ((const unsigned char *)p)[0] == TAG &&
-	    ((const unsigned char *)p)[1] == 'n')
-		d.bytes = 0;
+	/* nil and a user object need no block */
 	size = d.nodes * sizeof(reap_mgr_value) + d.bytes;
 	if (size > 0) {
 		if ((mem = reap_malloc(size)) == NULL) {

@@ -37,6 +37,19 @@ void reap__mgr_buf_fini(reap_mgr_buf *b);
 /* Make room for n more bytes: 0, -ENOMEM, -E2BIG. */
 int reap__mgr_buf_reserve(reap_mgr_buf *b, size_t n);
 
+/*
+ * The tagged form of arrays and maps, for the client's own builders of
+ * values (raw replies, HGETALL) as for the encoder: put_agg writes the
+ * header of n elements (of n pairs for a map); each element is then
+ * elem_begin, its bytes appended, elem_end. elem_begin reserves room
+ * for the length and returns where the element starts (0, -ENOMEM,
+ * -E2BIG); elem_end writes the length there and moves the bytes down
+ * over the room it did not use.
+ */
+int reap__mgr_put_agg(reap_mgr_buf *b, bool map, size_t n);
+int reap__mgr_elem_begin(reap_mgr_buf *b, size_t *at);
+void reap__mgr_elem_end(reap_mgr_buf *b, size_t at);
+
 /* Finds a codec by its name for the decoder; NULL: none. */
 typedef const reap_mgr_codec *(*reap__mgr_codec_find)(void *ctx, const char *name,
 						      size_t len);
