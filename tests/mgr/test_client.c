@@ -321,13 +321,20 @@ static int put_later(void *arg)
 {
 	reap_mgr_client *c;
 	reap_mgr_queue *q;
+	reap_scope *s;
+	int rc;
 
 	(void)arg;
-	if (reap_mgr_connect(NULL, child_addr, NULL, &c) < 0 ||
-	    reap_mgr_queue_open(NULL, c, "q", NULL, &q) < 0)
-		return 1;
-	usleep(100000);
-	return reap_mgr_queue_put(q, reap_mgr_int(99)) < 0 ? 2 : 0;
+	if (reap_scope_open(NULL, &s) != 0)
+		return 3;
+	if (reap_mgr_connect(s, child_addr, NULL, &c) < 0 ||
+	    reap_mgr_queue_open(s, c, "q", NULL, &q) < 0)
+		rc = 1;
+	else {
+		usleep(100000);
+		rc = reap_mgr_queue_put(q, reap_mgr_int(99)) < 0 ? 2 : 0;
+	}
+	return reap_scope_close(s) == 0 ? rc : 4;
 }
 
 TEST(queue_get_waits_for_another_process)
@@ -711,42 +718,199 @@ static void nop_cleanup(void *arg)
 	(void)arg;
 }
 
-TEST(oom_sweep_connect_and_open)
+#define SENTINEL ((void *)(uintptr_t)0x5e5e)
+
+/* One call under the sweep: t owns what it makes, c is a client
+ * connected before the count (NULL for the connect sweep), *out starts
+ * as SENTINEL and is set only on success. */
+typedef int (*swept_fn)(reap_scope *t, const char *addr, reap_mgr_client *c,
+			void **out);
+
+/*
+ * Fail the 1st, 2nd, ... acquisition of call until it succeeds: each
+ * failure must return -ENOMEM, leave *out untouched and leave the ledger
+ * and reap's allocator as they were. Each round runs in a fresh scope
+ * (and, with connect set, on a fresh client, so that a failure cannot
+ * spoil the next round). check, if given, runs on the success. Returns
+ * the number of failures seen.
+ */
+static int sweep(const char *addr, int connect, swept_fn call,
+		 void (*check)(void *out))
+{
+	int failures = 0;
+
+	for (long n = 1;; n++) {
+		reap_mgr_client *c = NULL;
+		struct test_snap snap;
+		void *out = SENTINEL;
+		reap_scope *t;
+		long seen;
+		int rc;
+
+		ASSERT_LT_INT(n, 400);
+		ASSERT_OK(reap_scope_open(NULL, &t));
+		/* t's cleanup chunk, which a failed call may leave grown. */
+		ASSERT_OK(reap_defer(t, nop_cleanup, NULL, NULL));
+		if (connect)
+			ASSERT_OK(reap_mgr_connect(t, addr, NULL, &c));
+		snap = test_snap();
+		reap_fault_alloc(n);
+		rc = call(t, addr, c, &out);
+		seen = test_fault_disarm();
+		if (rc == 0) {
+			ASSERT_NE_PTR(out, SENTINEL);
+			if (check != NULL)
+				check(out);
+			ASSERT_OK(reap_scope_close(t));
+			return failures;
+		}
+		ASSERT_GE_INT(seen, n);
+		if (rc != -ENOMEM)
+			test_fail(__FILE__, __LINE__, "n=%ld: returned %d (%s)", n,
+				  rc, reap_errname(rc));
+		ASSERT_EQ_PTR(out, SENTINEL);
+		ASSERT_UNCHANGED(snap);
+		ASSERT_OK(reap_scope_close(t));
+		failures++;
+	}
+}
+
+static int swept_connect(reap_scope *t, const char *addr, reap_mgr_client *c,
+			 void **out)
+{
+	int rc;
+
+	(void)c;
+	c = *out;
+	rc = reap_mgr_connect(t, addr,
+			      &(reap_mgr_client_opts){.cache = true, .name = "n"}, &c);
+	*out = c;
+	return rc;
+}
+
+static void check_connect(void *out)
+{
+	ASSERT_GT_INT(dbsize(out), -1);
+}
+
+static int swept_codec_add(reap_scope *t, const char *addr, reap_mgr_client *c,
+			   void **out)
+{
+	int rc;
+
+	(void)t;
+	(void)addr;
+	if ((rc = reap_mgr_codec_add(c, &point_codec)) == 0)
+		*out = c;
+	return rc;
+}
+
+static void check_codec_add(void *out)
+{
+	/* It is there now, once. */
+	ASSERT_EQ_INT(reap_mgr_codec_add(out, &point_codec), -EEXIST);
+}
+
+static int swept_dict_open(reap_scope *t, const char *addr, reap_mgr_client *c,
+			   void **out)
+{
+	reap_mgr_dict *d = *out;
+	int rc;
+
+	(void)addr;
+	rc = reap_mgr_dict_open(t, c, "d", NULL, &d);
+	*out = d;
+	return rc;
+}
+
+static void check_dict_open(void *out)
+{
+	reap_mgr_value v;
+
+	ASSERT_OK(reap_mgr_dict_set(out, "k", reap_mgr_int(5)));
+	ASSERT_OK(reap_mgr_dict_get(out, "k", &v));
+	ASSERT_EQ_INT(v.type, REAP_MGR_T_INT);
+	ASSERT_EQ_INT(v.i, 5);
+	reap_mgr_value_free(&v);
+}
+
+static int swept_counter_open(reap_scope *t, const char *addr,
+			      reap_mgr_client *c, void **out)
+{
+	reap_mgr_counter *k = *out;
+	int rc;
+
+	(void)addr;
+	/* Transient: each round's counter is new, so init applies. */
+	rc = reap_mgr_counter_open(t, c, "ctr",
+				   &(reap_mgr_obj_opts){.lifetime = REAP_MGR_SESSION,
+							.init = 41}, &k);
+	*out = k;
+	return rc;
+}
+
+static void check_counter_open(void *out)
+{
+	int64_t v;
+
+	ASSERT_OK(reap_mgr_counter_add(out, 1, &v));
+	ASSERT_EQ_INT(v, 42);
+}
+
+static int swept_barrier_open(reap_scope *t, const char *addr,
+			      reap_mgr_client *c, void **out)
+{
+	reap_mgr_barrier *b = *out;
+	int rc;
+
+	(void)addr;
+	rc = reap_mgr_barrier_open(t, c, "bar", &(reap_mgr_obj_opts){.n = 2}, &b);
+	*out = b;
+	return rc;
+}
+
+TEST(oom_sweep_connect)
 {
 	reap_scope *s;
 	reap_mgr *m;
-	int done = 0;
 
 	BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
-	for (long n = 1; !done && n < 400; n++) {
-		reap_mgr_client *c = NULL;
-		reap_mgr_dict *d = NULL;
-		reap_scope *t;
-		struct test_snap snap;
-		int rc;
+	ASSERT_GE_INT(sweep(reap_mgr_address(m), 0, swept_connect, check_connect), 1);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
 
-		ASSERT_OK(reap_scope_open(NULL, &t));
-		ASSERT_OK(reap_defer(t, nop_cleanup, NULL, NULL));
-		snap = test_snap();
-		reap_fault_alloc(n);
-		rc = reap_mgr_connect(t, reap_mgr_address(m),
-				      &(reap_mgr_client_opts){.cache = true, .name = "n"}, &c);
-		if (rc == 0)
-			rc = reap_mgr_dict_open(t, c, "d", NULL, &d);
-		test_fault_disarm();
-		if (rc == 0) {
-			done = 1;
-		} else {
-			ASSERT_EQ_INT(rc, -ENOMEM);
-			ASSERT_NULL(d);
-			if (c == NULL)
-				ASSERT_UNCHANGED(snap);
-		}
-		ASSERT_OK(reap_scope_close(t));
-	}
-	ASSERT_TRUE(done);
+TEST(oom_sweep_codec_add)
+{
+	reap_scope *s;
+	reap_mgr *m;
+
+	BEGIN();
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_mgr_start(s, NULL, &m));
+	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_codec_add,
+			    check_codec_add), 1);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
+
+/* The open calls share one implementation: dict_open without options,
+ * counter_open and barrier_open with the init and n they carry. */
+TEST(oom_sweep_open)
+{
+	reap_scope *s;
+	reap_mgr *m;
+
+	BEGIN();
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_mgr_start(s, NULL, &m));
+	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_dict_open,
+			    check_dict_open), 1);
+	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_counter_open,
+			    check_counter_open), 1);
+	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_barrier_open, NULL), 1);
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }
@@ -756,15 +920,21 @@ static int at_barrier(void *arg)
 {
 	reap_mgr_client *c;
 	reap_mgr_barrier *b;
+	reap_scope *s;
 	unsigned idx = 99;
 	int rc;
 
 	(void)arg;
-	if (reap_mgr_connect(NULL, child_addr, NULL, &c) < 0 ||
-	    reap_mgr_barrier_open(NULL, c, "B", &(reap_mgr_obj_opts){.n = 3}, &b) < 0)
-		return 100;
-	rc = reap_mgr_barrier_wait(b, reap_now_ns() + 10 * SEC, &idx);
-	return rc < 0 ? 100 - rc : (int)idx;
+	if (reap_scope_open(NULL, &s) != 0)
+		return 99;
+	if (reap_mgr_connect(s, child_addr, NULL, &c) < 0 ||
+	    reap_mgr_barrier_open(s, c, "B", &(reap_mgr_obj_opts){.n = 3}, &b) < 0)
+		rc = 100;
+	else if ((rc = reap_mgr_barrier_wait(b, reap_now_ns() + 10 * SEC, &idx)) < 0)
+		rc = 100 - rc;
+	else
+		rc = (int)idx;
+	return reap_scope_close(s) == 0 ? rc : 99;
 }
 
 TEST(barriers_and_namespaces)
@@ -930,7 +1100,9 @@ static int use_inherited(void *arg)
 	    strstr(reap_mgr_client_error(parent_client), "inherited across fork") == NULL)
 		return 1;
 	reap_mgr_batch_begin(parent_client);
-	(void)reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(3));
+	/* Refused at once, not queued; the exec fails as well. */
+	if (reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(3)) != -ENOTCONN)
+		return 3;
 	return reap_mgr_batch_exec(parent_client, NULL) == -ENOTCONN ? 0 : 2;
 }
 
@@ -1012,6 +1184,35 @@ TEST(blocking_call_in_a_batch_uses_its_deadline)
 	ASSERT_OK(reap_mgr_queue_put(q, reap_mgr_int(1)));
 	ASSERT_OK(reap_mgr_queue_get(q, &got, IN(SEC)));
 	ASSERT_EQ_INT(got.i, 1);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
+
+/* Calls that must not leave an out parameter behind in a batch: a
+ * counter's get fills *now at exec, and an open is never queued. */
+TEST(batch_counter_get_and_open_inside_a_batch)
+{
+	reap_mgr_client *c;
+	reap_mgr_counter *k;
+	reap_mgr_dict *d = NULL;
+	reap_mgr *m;
+	reap_scope *s;
+	int64_t now = 0;
+	size_t failed;
+
+	BEGIN();
+	s = setup(&m, &c, NULL);
+	ASSERT_OK(reap_mgr_counter_open(s, c, "k", &(reap_mgr_obj_opts){.init = 41}, &k));
+	reap_mgr_batch_begin(c);
+	ASSERT_OK(reap_mgr_counter_add(k, 1, NULL));
+	ASSERT_OK(reap_mgr_counter_get(k, &now));
+	/* opening runs at once, sending what is queued first */
+	ASSERT_EQ_INT(reap_mgr_dict_open(s, c, "nope", &(reap_mgr_obj_opts){
+				.flags = REAP_MGR_NOCREATE}, &d), -ENOENT);
+	ASSERT_NULL(d);
+	ASSERT_OK(reap_mgr_batch_exec(c, &failed));
+	ASSERT_EQ_SIZE(failed, 0);
+	ASSERT_EQ_INT(now, 42);
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }
