@@ -437,46 +437,6 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return t == REAP_FOREVER ? REAP_FOREVER - 1 : t;
 }
 
-/* Redis's string2ll: no spaces, no '+', no leading zeros, fits int64. */
-static bool str2ll(const char *p, size_t n, long long *out)
-{
-	unsigned long long v = 0;
-	bool neg = false;
-	size_t i = 0;
-
-	if (n == 0 || n >= 21)
-		return false;
-	if (n == 1 && p[0] == '0') {
-		*out = 0;
-		return true;
-	}
-	if (p[0] == '-') {
-		neg = true;
-		if (++i == n)
-			return false;
-	}
-	if (p[i] < '1' || p[i] > '9')
-		return false;
-	for (; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		if (v > (ULLONG_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (unsigned)(p[i] - '0');
-	}
-	if (neg) {
-		if (v > (unsigned long long)LLONG_MAX + 1)
-			return false;
-		*out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-							       : -(long long)v;
-	} else {
-		if (v > LLONG_MAX)
-			return false;
-		*out = (long long)v;
-	}
-	return true;
-}
-
 #define MAX_LD_CHARS (5 * 1024)
 
 /* Redis's string2ld: strtold over the whole string, no leading space,
@@ -523,24 +483,6 @@ static size_t ld2str(char *buf, size_t cap, long double v)
 		n = 1;
 	}
 	return n;
-}
-
-/* ASCII lower case, as Redis's strcasecmp on command names (no locale). */
-static inline char lc(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
-static bool arg_is(const reap__resp_arg *a, const char *lower)
-{
-	size_t n = strlen(lower);
-
-	if (a->len != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lc(a->p[i]) != lower[i])
-			return false;
-	return true;
 }
 
 #define SMALL_REPLY 24 /* ":" 20 digits "\r\n", "+OWNERDIED\r\n" */
@@ -1199,8 +1141,9 @@ static void flush_all(reap__mgr_db *db)
 
 static int cmd_flushall(cx *c)
 {
-	if (c->argc > 2 || (c->argc == 2 && !arg_is(&c->argv[1], "sync") &&
-			    !arg_is(&c->argv[1], "async")))
+	if (c->argc > 2 ||
+	    (c->argc == 2 && !reap__resp_arg_is(&c->argv[1], "sync") &&
+	     !reap__resp_arg_is(&c->argv[1], "async")))
 		return err(c, SYNTAX);
 	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
 	track_flush(c->db);
@@ -1221,20 +1164,20 @@ static int expire_generic(cx *c, bool secs)
 {
 	enum { NX = 1, XX = 2, GT = 4, LT = 8 };
 	int flags = 0;
-	long long when;
+	int64_t when;
 	struct obj *o;
 	uint64_t ns;
 
 	for (int i = 3; i < c->argc; i++) {
 		const reap__resp_arg *a = &c->argv[i];
 
-		if (arg_is(a, "nx"))
+		if (reap__resp_arg_is(a, "nx"))
 			flags |= NX;
-		else if (arg_is(a, "xx"))
+		else if (reap__resp_arg_is(a, "xx"))
 			flags |= XX;
-		else if (arg_is(a, "gt"))
+		else if (reap__resp_arg_is(a, "gt"))
 			flags |= GT;
-		else if (arg_is(a, "lt"))
+		else if (reap__resp_arg_is(a, "lt"))
 			flags |= LT;
 		else {
 			char buf[160];
@@ -1250,10 +1193,10 @@ static int expire_generic(cx *c, bool secs)
 	if ((flags & GT) && (flags & LT))
 		return err(c, "GT and LT options at the same time are not "
 			      "compatible");
-	if (!str2ll(c->argv[2].p, c->argv[2].len, &when))
+	if (!reap__resp_parse_ll(c->argv[2].p, c->argv[2].len, &when))
 		return err(c, NOTINT);
 	if (secs) {
-		if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000)
+		if (when > INT64_MAX / 1000 || when < INT64_MIN / 1000)
 			return err_expire(c);
 		when *= 1000;
 	}
@@ -1434,18 +1377,21 @@ static int cmd_set(cx *c)
 		const reap__resp_arg *a = &c->argv[j];
 		bool next = j < c->argc - 1;
 
-		if (arg_is(a, "nx") && !(flags & XX))
+		if (reap__resp_arg_is(a, "nx") && !(flags & XX))
 			flags |= NX;
-		else if (arg_is(a, "xx") && !(flags & NX))
+		else if (reap__resp_arg_is(a, "xx") && !(flags & NX))
 			flags |= XX;
-		else if (arg_is(a, "get"))
+		else if (reap__resp_arg_is(a, "get"))
 			flags |= GET;
-		else if (arg_is(a, "keepttl") && !(flags & (EX | PX)))
+		else if (reap__resp_arg_is(a, "keepttl") &&
+			 !(flags & (EX | PX)))
 			flags |= KEEPTTL;
-		else if (arg_is(a, "ex") && !(flags & (KEEPTTL | PX)) && next) {
+		else if (reap__resp_arg_is(a, "ex") &&
+			 !(flags & (KEEPTTL | PX)) && next) {
 			flags |= EX;
 			exp = &c->argv[++j];
-		} else if (arg_is(a, "px") && !(flags & (KEEPTTL | EX)) && next) {
+		} else if (reap__resp_arg_is(a, "px") &&
+			   !(flags & (KEEPTTL | EX)) && next) {
 			flags |= PX;
 			exp = &c->argv[++j];
 		} else {
@@ -1453,11 +1399,11 @@ static int cmd_set(cx *c)
 		}
 	}
 	if (exp) {
-		long long v;
+		int64_t v;
 
-		if (!str2ll(exp->p, exp->len, &v))
+		if (!reap__resp_parse_ll(exp->p, exp->len, &v))
 			return err(c, NOTINT);
-		if (v <= 0 || ((flags & EX) && v > LLONG_MAX / 1000))
+		if (v <= 0 || ((flags & EX) && v > INT64_MAX / 1000))
 			return err_expire(c);
 		if (flags & EX)
 			v *= 1000;
@@ -1558,23 +1504,23 @@ fail:
 
 static int reply_int_arg(cx *c, void *arg)
 {
-	return reap__resp_int(c->out, *(long long *)arg);
+	return reap__resp_int(c->out, *(int64_t *)arg);
 }
 
 /* INCR, DECR, INCRBY, DECRBY: Redis's incrDecrCommand. */
-static int incr_generic(cx *c, long long incr)
+static int incr_generic(cx *c, int64_t incr)
 {
 	struct obj *o = lookup(c, &c->argv[1]);
-	long long v = 0;
+	int64_t v = 0;
 	char buf[24];
 	size_t n;
 
 	if (o && o->type != T_STRING)
 		return err(c, WRONGTYPE);
-	if (o && !str2ll(o->u.str.p, o->u.str.len, &v))
+	if (o && !reap__resp_parse_ll(o->u.str.p, o->u.str.len, &v))
 		return err(c, NOTINT);
-	if ((incr < 0 && v < 0 && incr < LLONG_MIN - v) ||
-	    (incr > 0 && v > 0 && incr > LLONG_MAX - v))
+	if ((incr < 0 && v < 0 && incr < INT64_MIN - v) ||
+	    (incr > 0 && v > 0 && incr > INT64_MAX - v))
 		return err(c, OVERFLOW);
 	v += incr;
 	n = reap__resp_ll2str(buf, v);
@@ -1594,20 +1540,20 @@ static int cmd_decr(cx *c)
 
 static int cmd_incrby(cx *c)
 {
-	long long incr;
+	int64_t incr;
 
-	if (!str2ll(c->argv[2].p, c->argv[2].len, &incr))
+	if (!reap__resp_parse_ll(c->argv[2].p, c->argv[2].len, &incr))
 		return err(c, NOTINT);
 	return incr_generic(c, incr);
 }
 
 static int cmd_decrby(cx *c)
 {
-	long long incr;
+	int64_t incr;
 
-	if (!str2ll(c->argv[2].p, c->argv[2].len, &incr))
+	if (!reap__resp_parse_ll(c->argv[2].p, c->argv[2].len, &incr))
 		return err(c, NOTINT);
-	if (incr == LLONG_MIN)
+	if (incr == INT64_MIN)
 		return err(c, "decrement would overflow");
 	return incr_generic(c, -incr);
 }
@@ -1870,23 +1816,23 @@ static int cmd_hgetall(cx *c)
 
 static int cmd_hincrby(cx *c)
 {
-	long long incr, v = 0;
+	int64_t incr, v = 0;
 	struct obj *o, *no = NULL;
 	struct hent *e, *ne;
 	char buf[24];
 	size_t n;
 	int rc;
 
-	if (!str2ll(c->argv[3].p, c->argv[3].len, &incr))
+	if (!reap__resp_parse_ll(c->argv[3].p, c->argv[3].len, &incr))
 		return err(c, NOTINT);
 	o = lookup_type(c, &c->argv[1], T_HASH, &rc);
 	if (rc)
 		return WRONG(rc);
 	e = o ? hash_get(c->db, o, &c->argv[2]) : NULL;
-	if (e && !str2ll(e->val, e->vlen, &v))
+	if (e && !reap__resp_parse_ll(e->val, e->vlen, &v))
 		return err(c, "hash value is not an integer");
-	if ((incr < 0 && v < 0 && incr < LLONG_MIN - v) ||
-	    (incr > 0 && v > 0 && incr > LLONG_MAX - v))
+	if ((incr < 0 && v < 0 && incr < INT64_MIN - v) ||
+	    (incr > 0 && v > 0 && incr > INT64_MAX - v))
 		return err(c, OVERFLOW);
 	v += incr;
 	n = reap__resp_ll2str(buf, v);
@@ -2033,7 +1979,7 @@ static int cmd_rpush(cx *c)
 
 static int pop_generic(cx *c, bool left)
 {
-	long long count = 1;
+	int64_t count = 1;
 	bool hascount = false;
 	struct obj *o;
 	struct deque *d;
@@ -2042,7 +1988,8 @@ static int pop_generic(cx *c, bool left)
 	if (c->argc > 3)
 		return err_arity(c);
 	if (c->argc == 3) {
-		if (!str2ll(c->argv[2].p, c->argv[2].len, &count) || count < 0)
+		if (!reap__resp_parse_ll(c->argv[2].p, c->argv[2].len, &count) ||
+		    count < 0)
 			return err(c, "value is out of range, must be positive");
 		hascount = true;
 	}
@@ -2055,20 +2002,20 @@ static int pop_generic(cx *c, bool left)
 	d = &o->u.list;
 	if (hascount && count == 0)
 		return reap__resp_array(c->out, 0);
-	if ((unsigned long long)count > d->n)
-		count = (long long)d->n;
+	if ((uint64_t)count > d->n)
+		count = (int64_t)d->n;
 	if (d->n == 0) /* a REAP.CREATE'd list, empty */
 		return hascount ? reap__resp_null_array(c->out)
 				: reap__resp_null(c->out);
 	if (hascount)
 		TRY(reap__resp_array(c->out, count));
-	for (long long i = 0; i < count; i++) {
+	for (int64_t i = 0; i < count; i++) {
 		struct lel *e = dq_at(d, left ? (size_t)i : d->n - 1 - (size_t)i);
 
 		if ((rc = reap__resp_bulk(c->out, e->p, e->n)) != 0)
 			return rc;
 	}
-	for (long long i = 0; i < count; i++) {
+	for (int64_t i = 0; i < count; i++) {
 		if (left) {
 			reap_free(dq_at(d, 0)->p);
 			d->head = (d->head + 1) & (d->cap - 1);
@@ -2104,19 +2051,19 @@ static int cmd_llen(cx *c)
 
 static int cmd_lrange(cx *c)
 {
-	long long start, end, len;
+	int64_t start, end, len;
 	struct obj *o;
 	int rc;
 
-	if (!str2ll(c->argv[2].p, c->argv[2].len, &start) ||
-	    !str2ll(c->argv[3].p, c->argv[3].len, &end))
+	if (!reap__resp_parse_ll(c->argv[2].p, c->argv[2].len, &start) ||
+	    !reap__resp_parse_ll(c->argv[3].p, c->argv[3].len, &end))
 		return err(c, NOTINT);
 	o = lookup_type(c, &c->argv[1], T_LIST, &rc);
 	if (rc)
 		return WRONG(rc);
 	if (o == NULL)
 		return reap__resp_array(c->out, 0);
-	len = (long long)o->u.list.n;
+	len = (int64_t)o->u.list.n;
 	if (start < 0)
 		start = len + start;
 	if (end < 0)
@@ -2128,7 +2075,7 @@ static int cmd_lrange(cx *c)
 	if (end >= len)
 		end = len - 1;
 	TRY(reap__resp_array(c->out, end - start + 1));
-	for (long long i = start; i <= end; i++) {
+	for (int64_t i = start; i <= end; i++) {
 		struct lel *e = dq_at(&o->u.list, (size_t)i);
 
 		TRY(reap__resp_bulk(c->out, e->p, e->n));
@@ -2221,23 +2168,23 @@ static int cmd_reap_create(cx *c)
 {
 	int ki = -1, life = -1, rc, argc = c->argc;
 	const reap__resp_arg *arg, *site = NULL;
-	long long iv = 0;
+	int64_t iv = 0;
 	struct obj *o;
 	char *p = NULL;
 	size_t n = 0;
 
 	/* A trailing "SITE where" names the creator's source line. */
-	if (argc >= 6 && arg_is(&c->argv[argc - 2], "site")) {
+	if (argc >= 6 && reap__resp_arg_is(&c->argv[argc - 2], "site")) {
 		site = &c->argv[argc - 1];
 		argc -= 2;
 	}
 	arg = argc > 4 ? &c->argv[4] : NULL;
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (arg_is(&c->argv[1], kinds[i].name))
+		if (reap__resp_arg_is(&c->argv[1], kinds[i].name))
 			ki = (int)i;
 	for (int i = 0; i < 3; i++)
-		if (arg_is(&c->argv[3], life_name[i]))
+		if (reap__resp_arg_is(&c->argv[3], life_name[i]))
 			life = i;
 	if (ki < 0)
 		return err(c, "unknown object type");
@@ -2247,7 +2194,7 @@ static int cmd_reap_create(cx *c)
 	    (!arg && kinds[ki].extra == 3))
 		return err(c, SYNTAX);
 	if (arg && kinds[ki].extra >= 2 &&
-	    (!str2ll(arg->p, arg->len, &iv) ||
+	    (!reap__resp_parse_ll(arg->p, arg->len, &iv) ||
 	     (kinds[ki].extra == 3 && iv < kinds[ki].min)))
 		return err(c, NOTINT);
 	if (lookup(c, &c->argv[2]))
@@ -2366,6 +2313,31 @@ static int opt_timeout(cx *c, long long *ms, int *rc)
 	return 0;
 }
 
+/* The start of REAP.LOCK / ACQUIRE / WAIT key [timeout]: the timeout,
+ * then the key's object of the given type. 1 when the command is done
+ * (*rc is its result: an error reply was written, or a negative errno),
+ * 0 with *ms and *o set. */
+static int open_blocking(cx *c, int type, long long *ms, struct obj **o,
+			 int *rc)
+{
+	if (opt_timeout(c, ms, rc))
+		return 1;
+	*rc = err_lookup(c, &c->argv[1], type, o);
+	if (*rc) {
+		*rc = WRONG(*rc);
+		return 1;
+	}
+	return 0;
+}
+
+/* Not available yet: block, or past the deadline reply nil. */
+static int block_or_nil(cx *c, long long ms)
+{
+	if (timed_out(c))
+		return reap__resp_null(c->out);
+	return block(c, ms);
+}
+
 static int reply_acquired(cx *c, bool *died)
 {
 	bool d = *died;
@@ -2381,11 +2353,8 @@ static int cmd_reap_lock(cx *c)
 	struct obj *o;
 	int rc;
 
-	if (opt_timeout(c, &ms, &rc))
+	if (open_blocking(c, T_LOCK, &ms, &o, &rc))
 		return rc;
-	rc = err_lookup(c, &c->argv[1], T_LOCK, &o);
-	if (rc)
-		return WRONG(rc);
 	if (o->u.lock.owner == c->s)
 		return err(c, "lock already held by this session");
 	if (o->u.lock.owner == NULL) {
@@ -2395,9 +2364,7 @@ static int cmd_reap_lock(cx *c)
 		touch(c->db, o);
 		return reply_acquired(c, &o->u.lock.died);
 	}
-	if (timed_out(c))
-		return reap__resp_null(c->out);
-	return block(c, ms);
+	return block_or_nil(c, ms);
 }
 
 static int cmd_reap_unlock(cx *c)
@@ -2424,11 +2391,8 @@ static int cmd_reap_acquire(cx *c)
 	struct hold *h;
 	int rc;
 
-	if (opt_timeout(c, &ms, &rc))
+	if (open_blocking(c, T_SEM, &ms, &o, &rc))
 		return rc;
-	rc = err_lookup(c, &c->argv[1], T_SEM, &o);
-	if (rc)
-		return WRONG(rc);
 	if (o->u.sem.avail > 0) {
 		TRY(reap__resp_reserve(c->out, SMALL_REPLY));
 		if ((h = holds_find(&o->u.sem.h, c->s)) == NULL) {
@@ -2443,9 +2407,7 @@ static int cmd_reap_acquire(cx *c)
 		touch(c->db, o);
 		return reply_acquired(c, &o->u.sem.died);
 	}
-	if (timed_out(c))
-		return reap__resp_null(c->out);
-	return block(c, ms);
+	return block_or_nil(c, ms);
 }
 
 static int cmd_reap_releasesem(cx *c)
@@ -2498,16 +2460,11 @@ static int cmd_reap_wait(cx *c)
 	struct obj *o;
 	int rc;
 
-	if (opt_timeout(c, &ms, &rc))
+	if (open_blocking(c, T_EVENT, &ms, &o, &rc))
 		return rc;
-	rc = err_lookup(c, &c->argv[1], T_EVENT, &o);
-	if (rc)
-		return WRONG(rc);
 	if (o->u.ev.set)
 		return reap__resp_status(c->out, "OK", 2);
-	if (timed_out(c))
-		return reap__resp_null(c->out);
-	return block(c, ms);
+	return block_or_nil(c, ms);
 }
 
 /* Withdraw the i-th arrival, keeping the others' order. */
@@ -2754,7 +2711,7 @@ static const struct cmd *cmd_find(const reap__resp_arg *a)
 		if (a->len != cmds[i].len)
 			continue;
 		for (j = 0; j < a->len; j++)
-			if (lc(a->p[j]) != nm[j])
+			if (reap__resp_lc(a->p[j]) != nm[j])
 				break;
 		if (j == a->len)
 			return &cmds[i];

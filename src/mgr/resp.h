@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "reap.h"
 
@@ -55,6 +56,25 @@ typedef struct reap__resp_arg {
 	const char *p;
 	size_t len;
 } reap__resp_arg;
+
+/* ASCII lower case, as Redis's strcasecmp on names (no locale). */
+static inline char reap__resp_lc(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+/* Is the argument the literal s, ignoring ASCII case (either side)? */
+static inline bool reap__resp_arg_is(const reap__resp_arg *a, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (a->len != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (reap__resp_lc(a->p[i]) != reap__resp_lc(s[i]))
+			return false;
+	return true;
+}
 
 typedef struct reap__resp_req {
 	reap__resp_limits lim;
@@ -137,17 +157,18 @@ REAP_NODISCARD int reap__resp_verbatim(reap__resp_buf *b, const char *fmt,
 				       const void *p, size_t n);
 REAP_NODISCARD int reap__resp_bignum(reap__resp_buf *b, const char *p, size_t n);
 
-/* Decimal forms, written without snprintf; buf holds at least 24 bytes
- * (ll2str) or 32 (d2str). Returns the length written (no NUL). */
 /* Make room for n more bytes (the limit applies), so that appends of at
  * most n bytes after it cannot fail: 0, -ENOMEM or -ENOBUFS. */
-int reap__resp_reserve(reap__resp_buf *b, size_t n);
+REAP_NODISCARD int reap__resp_reserve(reap__resp_buf *b, size_t n);
 
+/* Decimal forms, written without snprintf; buf holds at least 24 bytes
+ * (ll2str) or 32 (d2str). Returns the length written (no NUL). */
 size_t reap__resp_ll2str(char *buf, int64_t v);
-/* Redis's string2ll: the whole of p[0, n), "0" or an optional '-' then
- * no leading zero, within int64. */
-bool reap__resp_parse_ll(const char *p, size_t n, int64_t *out);
 size_t reap__resp_d2str(char *buf, double d);
+/* Redis's string2ll, the one parser of integers in requests and replies:
+ * the whole of p[0, n), "0" or an optional '-' then no leading zero
+ * ("-0" is refused), within int64; *out is untouched on false. */
+bool reap__resp_parse_ll(const char *p, size_t n, int64_t *out);
 
 /* ------------------------------------------------------------------ */
 /* Reply parser (client side)                                           */

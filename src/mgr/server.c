@@ -26,7 +26,6 @@
 #include "server.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -113,7 +112,7 @@ struct conn {
 	bool has_challenge;
 	uint8_t ns[REAP__AUTH_NONCE_LEN];
 	char addr[64];
-	char lastcmd[32];
+	char lastcmd[32];             /* the last command's name, as sent */
 };
 
 static void ctr_add(_Atomic uint64_t *c, int64_t d)
@@ -129,31 +128,6 @@ static uint64_t ctr_get(const _Atomic uint64_t *c)
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
-
-static bool arg_is(const reap__resp_arg *a, const char *s)
-{
-	size_t n = strlen(s);
-	return a->len == n && strncasecmp(a->p, s, n) == 0;
-}
-
-/* Redis's string2ll: the whole string, no spaces, no leading '+'. */
-static bool arg_ll(const reap__resp_arg *a, long long *v)
-{
-	char buf[32];
-	char *end;
-
-	if (a->len == 0 || a->len >= sizeof buf)
-		return false;
-	memcpy(buf, a->p, a->len);
-	buf[a->len] = 0;
-	if (!(buf[0] == '-' || isdigit((unsigned char)buf[0])))
-		return false;
-	if (buf[0] == '0' && a->len > 1)
-		return false;
-	errno = 0;
-	*v = strtoll(buf, &end, 10);
-	return errno == 0 && *end == 0;
-}
 
 static int err_str(conn *c, const char *s)
 {
@@ -359,24 +333,25 @@ static int set_name_or_reply(conn *c, const reap__resp_arg *a)
 
 static int cmd_hello(conn *c, int argc, const reap__resp_arg *argv)
 {
-	long long ver = 0;
+	int64_t ver = 0;
 	int j = 1, r;
 	const reap__resp_arg *user = NULL, *pass = NULL, *name = NULL;
 
 	if (argc >= 2) {
 		j = 2;
-		if (!arg_ll(&argv[1], &ver))
+		if (!reap__resp_parse_ll(argv[1].p, argv[1].len, &ver))
 			return err_str(c, "Protocol version is not an integer or out of range");
 		if (ver < 2 || ver > 3)
 			return err_str(c, "-NOPROTO unsupported protocol version");
 	}
 	for (; j < argc; j++) {
 		int more = argc - 1 - j;
-		if (arg_is(&argv[j], "AUTH") && more >= 2) {
+		if (reap__resp_arg_is(&argv[j], "AUTH") && more >= 2) {
 			user = &argv[j + 1];
 			pass = &argv[j + 2];
 			j += 2;
-		} else if (arg_is(&argv[j], "SETNAME") && more >= 1) {
+		} else if (reap__resp_arg_is(&argv[j], "SETNAME") &&
+			   more >= 1) {
 			name = &argv[j + 1];
 			j++;
 		} else {
@@ -457,6 +432,12 @@ static int cmd_prove(conn *c, int argc, const reap__resp_arg *argv)
 static void client_line(text *t, conn *x)
 {
 	uint64_t now = reap_now_ns();
+	char cmd[sizeof x->lastcmd];
+	size_t i;
+
+	for (i = 0; x->lastcmd[i]; i++)
+		cmd[i] = reap__resp_lc(x->lastcmd[i]);
+	cmd[i] = 0;
 	tf(t, "id=%llu addr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=0 "
 	      "qbuf=%zu obl=%zu cmd=%s user=default pid=%d resp=%d\n",
 	   (unsigned long long)reap__mgr_sess_id(x->sess), x->addr, x->fd,
@@ -464,7 +445,7 @@ static void client_line(text *t, conn *x)
 	   (unsigned long long)((now - x->start_ns) / 1000000000ull),
 	   (unsigned long long)((now - x->last_ns) / 1000000000ull),
 	   x->in_blocked ? "b" : "N", x->qlen - x->qpos, x->out.len - x->sent,
-	   x->lastcmd[0] ? x->lastcmd : "NULL", (int)x->pid, x->out.proto);
+	   cmd[0] ? cmd : "NULL", (int)x->pid, x->out.proto);
 }
 
 static int reply_text(conn *c, text *t)
@@ -498,16 +479,18 @@ static int cmd_tracking(conn *c, int argc, const reap__resp_arg *argv)
 		const reap__resp_arg *a = &argv[j];
 		bool known = false;
 
-		if (arg_is(a, "NOLOOP")) {
+		if (reap__resp_arg_is(a, "NOLOOP")) {
 			noloop = known = true;
-		} else if ((arg_is(a, "REDIRECT") || arg_is(a, "PREFIX")) && more) {
+		} else if ((reap__resp_arg_is(a, "REDIRECT") ||
+			    reap__resp_arg_is(a, "PREFIX")) && more) {
 			if (unsup == NULL)
-				unsup = arg_is(a, "PREFIX") ? "PREFIX" : "REDIRECT";
+				unsup = reap__resp_arg_is(a, "PREFIX") ? "PREFIX"
+								      : "REDIRECT";
 			known = true;
 			j++;
 		}
 		for (size_t k = 0; !known && k < sizeof unsupported / sizeof *unsupported; k++)
-			if (arg_is(a, unsupported[k])) {
+			if (reap__resp_arg_is(a, unsupported[k])) {
 				if (unsup == NULL)
 					unsup = unsupported[k];
 				known = true;
@@ -515,13 +498,13 @@ static int cmd_tracking(conn *c, int argc, const reap__resp_arg *argv)
 		if (!known)
 			return err_str(c, "syntax error");
 	}
-	if (arg_is(&argv[2], "ON")) {
+	if (reap__resp_arg_is(&argv[2], "ON")) {
 		if (unsup)
 			return errf(c, "CLIENT TRACKING %s is not supported by "
 				       "reap-manager (only the default mode and NOLOOP)",
 				    unsup);
 		reap__mgr_sess_track(c->srv->db, c->sess, true, noloop);
-	} else if (arg_is(&argv[2], "OFF")) {
+	} else if (reap__resp_arg_is(&argv[2], "OFF")) {
 		reap__mgr_sess_track(c->srv->db, c->sess, false, false);
 	} else {
 		return err_str(c, "syntax error");
@@ -536,12 +519,12 @@ static int cmd_client(conn *c, int argc, const reap__resp_arg *argv)
 	if (argc < 2)
 		return arity_err(c, "client");
 	const reap__resp_arg *sub = &argv[1];
-	if (arg_is(sub, "ID")) {
+	if (reap__resp_arg_is(sub, "ID")) {
 		if (argc != 2)
 			return arity_err(c, "client|id");
 		return reap__resp_int(&c->out, (int64_t)reap__mgr_sess_id(c->sess));
 	}
-	if (arg_is(sub, "SETNAME")) {
+	if (reap__resp_arg_is(sub, "SETNAME")) {
 		if (argc != 3)
 			return arity_err(c, "client|setname");
 		r = set_name_or_reply(c, &argv[2]);
@@ -549,24 +532,24 @@ static int cmd_client(conn *c, int argc, const reap__resp_arg *argv)
 			return r < 0 ? r : 0;
 		return ok(c);
 	}
-	if (arg_is(sub, "GETNAME")) {
+	if (reap__resp_arg_is(sub, "GETNAME")) {
 		if (argc != 2)
 			return arity_err(c, "client|getname");
 		const char *n = reap__mgr_sess_name(c->sess);
 		return n[0] ? bulk_str(c, n) : reap__resp_null(&c->out);
 	}
-	if (arg_is(sub, "LIST")) {
+	if (reap__resp_arg_is(sub, "LIST")) {
 		text t = {0};
 		for (conn *x = c->srv->conns; x; x = x->next)
 			client_line(&t, x);
 		return reply_text(c, &t);
 	}
-	if (arg_is(sub, "INFO")) {
+	if (reap__resp_arg_is(sub, "INFO")) {
 		text t = {0};
 		client_line(&t, c);
 		return reply_text(c, &t);
 	}
-	if (arg_is(sub, "TRACKING"))
+	if (reap__resp_arg_is(sub, "TRACKING"))
 		return cmd_tracking(c, argc, argv);
 	return errf(c, "unknown subcommand '%.*s'. Try CLIENT HELP.",
 		    (int)(sub->len > 128 ? 128 : sub->len), sub->p);
@@ -661,9 +644,12 @@ static int cmd_config(conn *c, int argc, const reap__resp_arg *argv)
 	snprintf(maxc, sizeof maxc, "%u", c->srv->o.max_clients);
 	if (argc < 2)
 		return arity_err(c, "config");
-	if (!arg_is(&argv[1], "GET")) {
-		if (arg_is(&argv[1], "SET") || arg_is(&argv[1], "RESETSTAT") ||
-		    arg_is(&argv[1], "REWRITE"))
+	const reap__resp_arg *sub = &argv[1];
+
+	if (!reap__resp_arg_is(sub, "GET")) {
+		if (reap__resp_arg_is(sub, "SET") ||
+		    reap__resp_arg_is(sub, "RESETSTAT") ||
+		    reap__resp_arg_is(sub, "REWRITE"))
 			return errf(c, "CONFIG %.*s is not supported by reap-manager",
 				    (int)argv[1].len, argv[1].p);
 		return errf(c, "unknown subcommand '%.*s'. Try CONFIG HELP.",
@@ -697,17 +683,17 @@ static int cmd_command(conn *c, int argc, const reap__resp_arg *argv)
 {
 	if (argc == 1)
 		return reap__resp_array(&c->out, 0);
-	if (arg_is(&argv[1], "DOCS"))
+	if (reap__resp_arg_is(&argv[1], "DOCS"))
 		return reap__resp_map(&c->out, 0);
-	if (arg_is(&argv[1], "COUNT"))
+	if (reap__resp_arg_is(&argv[1], "COUNT"))
 		return argc == 2 ? reap__resp_int(&c->out, 0) : arity_err(c, "command|count");
-	if (arg_is(&argv[1], "INFO")) {
+	if (reap__resp_arg_is(&argv[1], "INFO")) {
 		int r = reap__resp_array(&c->out, argc - 2);
 		for (int i = 2; r == 0 && i < argc; i++)
 			r = reap__resp_null_array(&c->out);
 		return r;
 	}
-	if (arg_is(&argv[1], "LIST"))
+	if (reap__resp_arg_is(&argv[1], "LIST"))
 		return reap__resp_array(&c->out, 0);
 	return errf(c, "unknown subcommand '%.*s'. Try COMMAND HELP.",
 		    (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].p);
@@ -715,11 +701,11 @@ static int cmd_command(conn *c, int argc, const reap__resp_arg *argv)
 
 static int cmd_select(conn *c, int argc, const reap__resp_arg *argv)
 {
-	long long id;
+	int64_t id;
 
 	if (argc != 2)
 		return arity_err(c, "select");
-	if (!arg_ll(&argv[1], &id))
+	if (!reap__resp_parse_ll(argv[1].p, argv[1].len, &id))
 		return err_str(c, "value is not an integer or out of range");
 	if (id != 0)
 		return err_str(c, "DB index is out of range");
@@ -735,10 +721,14 @@ static void server_stop_now(reap__mgr_server *srv)
 static int cmd_shutdown(conn *c, int argc, const reap__resp_arg *argv)
 {
 	for (int i = 1; i < argc; i++) {
-		if (arg_is(&argv[i], "ABORT"))
+		const reap__resp_arg *a = &argv[i];
+
+		if (reap__resp_arg_is(a, "ABORT"))
 			return err_str(c, "No shutdown in progress.");
-		if (!(arg_is(&argv[i], "NOSAVE") || arg_is(&argv[i], "SAVE") ||
-		      arg_is(&argv[i], "NOW") || arg_is(&argv[i], "FORCE")))
+		if (!(reap__resp_arg_is(a, "NOSAVE") ||
+		      reap__resp_arg_is(a, "SAVE") ||
+		      reap__resp_arg_is(a, "NOW") ||
+		      reap__resp_arg_is(a, "FORCE")))
 			return err_str(c, "syntax error");
 	}
 	server_stop_now(c->srv);
@@ -877,35 +867,35 @@ static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
 	int r;
 
 	{
+		/* as sent: CLIENT LIST lowers it, off the hot path */
 		size_t n = cmd->len < sizeof c->lastcmd - 1 ? cmd->len : sizeof c->lastcmd - 1;
-		for (size_t i = 0; i < n; i++)
-			c->lastcmd[i] = (char)tolower((unsigned char)cmd->p[i]);
+		memcpy(c->lastcmd, cmd->p, n);
 		c->lastcmd[n] = 0;
 	}
 	/* The commands allowed before authentication, then the
 	 * connection's own; the first letter picks the candidates, so that
 	 * the store's commands cost one switch here. */
-	char first = (char)(c->lastcmd[0] & ~0x20);
+	char first = cmd->len ? (char)(cmd->p[0] & ~0x20) : 0;
 
 	switch (first) {
 	case 'A':
-		if (arg_is(cmd, "AUTH"))
+		if (reap__resp_arg_is(cmd, "AUTH"))
 			return cmd_auth(c, argc, argv);
 		break;
 	case 'H':
-		if (arg_is(cmd, "HELLO"))
+		if (reap__resp_arg_is(cmd, "HELLO"))
 			return cmd_hello(c, argc, argv);
 		break;
 	case 'Q':
-		if (arg_is(cmd, "QUIT")) {
+		if (reap__resp_arg_is(cmd, "QUIT")) {
 			r = ok(c);
 			return r < 0 ? r : C_CLOSE;
 		}
 		break;
 	case 'R':
-		if (arg_is(cmd, "REAP.CHALLENGE"))
+		if (reap__resp_arg_is(cmd, "REAP.CHALLENGE"))
 			return cmd_challenge(c, argc);
-		if (arg_is(cmd, "REAP.PROVE"))
+		if (reap__resp_arg_is(cmd, "REAP.PROVE"))
 			return cmd_prove(c, argc, argv);
 		break;
 	default:
@@ -917,21 +907,21 @@ static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
 	ctr_add(&srv->dispatched, 1);
 	switch (first) {
 	case 'C':
-		if (arg_is(cmd, "CLIENT"))
+		if (reap__resp_arg_is(cmd, "CLIENT"))
 			return cmd_client(c, argc, argv);
-		if (arg_is(cmd, "CONFIG"))
+		if (reap__resp_arg_is(cmd, "CONFIG"))
 			return cmd_config(c, argc, argv);
-		if (arg_is(cmd, "COMMAND"))
+		if (reap__resp_arg_is(cmd, "COMMAND"))
 			return cmd_command(c, argc, argv);
 		break;
 	case 'I':
-		if (arg_is(cmd, "INFO"))
+		if (reap__resp_arg_is(cmd, "INFO"))
 			return cmd_info(c, argc, argv);
 		break;
 	case 'S':
-		if (arg_is(cmd, "SELECT"))
+		if (reap__resp_arg_is(cmd, "SELECT"))
 			return cmd_select(c, argc, argv);
-		if (arg_is(cmd, "SHUTDOWN")) {
+		if (reap__resp_arg_is(cmd, "SHUTDOWN")) {
 			r = cmd_shutdown(c, argc, argv);
 			return r == 1 ? C_DROP : r;
 		}
