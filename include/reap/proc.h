@@ -179,8 +179,10 @@ REAP_API int reap_proc_wait(reap_proc *p, uint64_t deadline_ns,
 REAP_API int reap_proc_stop(reap_proc *p, reap_proc_status *st) REAP_NONNULL(1);
 
 /* Send sig to p, unless it has been reaped (then -ESRCH: a pidfd never
- * reaches a recycled pid). Ownership: borrows p. Thread safety: any
- * thread while p's owner is open. */
+ * reaches a recycled pid). Ownership: borrows p. Thread safety: owner
+ * thread of p's scope; another thread only while no wait, stop or close
+ * of p can run on the owner thread (reaping p closes its pidfd, whose
+ * number a later open may reuse). */
 REAP_API int reap_proc_signal(reap_proc *p, int sig) REAP_NONNULL(1);
 
 /* p's pid, its pidfd (p keeps it; do not close it; poll it for
@@ -189,7 +191,8 @@ REAP_API int reap_proc_signal(reap_proc *p, int sig) REAP_NONNULL(1);
  * REAP_STDIO_PIPE stream (which: 0-2; -1 if that stream is no pipe).
  * Ownership: borrows p; the pidfd and pipe ends are p's and close with
  * it; they are close-on-exec and blocking. Thread safety: any thread
- * while p's owner is open. */
+ * while p's owner is open (the pidfd and pipe ends as for
+ * reap_proc_signal(): reaping and reap_proc_stdio_close() close them). */
 REAP_API pid_t reap_proc_pid(const reap_proc *p) REAP_NONNULL(1);
 REAP_API int reap_proc_pidfd(const reap_proc *p) REAP_NONNULL(1);
 REAP_API int reap_proc_stdio(const reap_proc *p, int which) REAP_NONNULL(1);

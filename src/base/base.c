@@ -638,16 +638,26 @@ static atomic_uint nthread_hooks;
 static void (*exit_hooks[REAP__EXIT_NPHASES][8])(void);
 static atomic_uint nexit_hooks[REAP__EXIT_NPHASES];
 
+/* A table of hooks is full: a layer registered more than once, or the
+ * tables are too small for the layers. A bug of reap's own, never
+ * silent: a dropped hook would leave a layer half-reset. Called with
+ * hooks_lock held; aborts. */
+static REAP_NORETURN void hooks_full(const char *what)
+{
+	pthread_mutex_unlock(&hooks_lock);
+	reap__misuse("the table of %s hooks is full", what);
+}
+
 void reap__on_thread_exit(void (*fn)(struct reap__tstate *ts))
 {
 	unsigned n;
 
 	pthread_mutex_lock(&hooks_lock);
 	n = atomic_load_explicit(&nthread_hooks, memory_order_relaxed);
-	if (n < 8) {
-		thread_hooks[n] = fn;
-		atomic_store_explicit(&nthread_hooks, n + 1, memory_order_release);
-	}
+	if (n >= 8)
+		hooks_full("thread-exit");
+	thread_hooks[n] = fn;
+	atomic_store_explicit(&nthread_hooks, n + 1, memory_order_release);
 	pthread_mutex_unlock(&hooks_lock);
 }
 
@@ -657,10 +667,10 @@ void reap__on_exit(int phase, void (*fn)(void))
 
 	pthread_mutex_lock(&hooks_lock);
 	n = atomic_load_explicit(&nexit_hooks[phase], memory_order_relaxed);
-	if (n < 8) {
-		exit_hooks[phase][n] = fn;
-		atomic_store_explicit(&nexit_hooks[phase], n + 1, memory_order_release);
-	}
+	if (n >= 8)
+		hooks_full("exit");
+	exit_hooks[phase][n] = fn;
+	atomic_store_explicit(&nexit_hooks[phase], n + 1, memory_order_release);
 	pthread_mutex_unlock(&hooks_lock);
 }
 
@@ -791,23 +801,28 @@ static struct {
 	void (*prepare)(void);
 	void (*parent)(void);
 	void (*child)(struct reap__tstate *);
-} fork_hooks[12];
-static atomic_uint nfork_hooks;
+} fork_hooks[REAP__FORK_NPHASES][8];
+static atomic_uint nfork_hooks[REAP__FORK_NPHASES];
+/* The counts fork_prepare() saw: the parent and child hooks run the same
+ * ones, whatever registers meanwhile (forks do not overlap: the C
+ * library holds its at-fork lock from the prepare to the parent or
+ * child handlers). */
+static unsigned fork_n[REAP__FORK_NPHASES];
 
-void reap__on_fork(void (*prepare)(void), void (*parent)(void),
+void reap__on_fork(int phase, void (*prepare)(void), void (*parent)(void),
 		   void (*child)(struct reap__tstate *ts))
 {
 	unsigned n;
 
 	pthread_mutex_lock(&hooks_lock);
-	n = atomic_load_explicit(&nfork_hooks, memory_order_relaxed);
-	if (n < 12) {
-		fork_hooks[n].prepare = prepare;
-		fork_hooks[n].parent = parent;
-		fork_hooks[n].child = child;
-		/* Release: a forking thread that sees the count sees the slot. */
-		atomic_store_explicit(&nfork_hooks, n + 1, memory_order_release);
-	}
+	n = atomic_load_explicit(&nfork_hooks[phase], memory_order_relaxed);
+	if (n >= 8)
+		hooks_full("fork");
+	fork_hooks[phase][n].prepare = prepare;
+	fork_hooks[phase][n].parent = parent;
+	fork_hooks[phase][n].child = child;
+	/* Release: a forking thread that sees the count sees the slot. */
+	atomic_store_explicit(&nfork_hooks[phase], n + 1, memory_order_release);
 	pthread_mutex_unlock(&hooks_lock);
 }
 
@@ -816,30 +831,26 @@ void reap__fork_count_inherited(size_t n)
 	fork_inherited += n;
 }
 
-void (*reap__atfork_user[3])(void);
-
+/* Prepare hooks: the last phase first, and in each the newest first. */
 static void fork_prepare(void)
 {
-	/* Acquire: pairs with the registration's release store. */
-	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_acquire);
-
-	if (reap__atfork_user[0] != NULL)
-		reap__atfork_user[0]();
-	for (unsigned i = n; i-- > 0;)
-		if (fork_hooks[i].prepare != NULL)
-			fork_hooks[i].prepare();
+	for (int ph = REAP__FORK_NPHASES; ph-- > 0;) {
+		/* Acquire: pairs with the registration's release store. */
+		fork_n[ph] = atomic_load_explicit(&nfork_hooks[ph], memory_order_acquire);
+		for (unsigned i = fork_n[ph]; i-- > 0;)
+			if (fork_hooks[ph][i].prepare != NULL)
+				fork_hooks[ph][i].prepare();
+	}
 	fork_pid = getpid();
 }
 
+/* Parent hooks: the first phase first, and in each the oldest first. */
 static void fork_parent_hook(void)
 {
-	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_acquire);
-
-	for (unsigned i = 0; i < n; i++)
-		if (fork_hooks[i].parent != NULL)
-			fork_hooks[i].parent();
-	if (reap__atfork_user[1] != NULL)
-		reap__atfork_user[1]();
+	for (int ph = 0; ph < REAP__FORK_NPHASES; ph++)
+		for (unsigned i = 0; i < fork_n[ph]; i++)
+			if (fork_hooks[ph][i].parent != NULL)
+				fork_hooks[ph][i].parent();
 }
 
 /*
@@ -855,7 +866,6 @@ static reap_scope inherited_root __attribute__((used));
 static void fork_child(void)
 {
 	struct reap__tstate *ts = reap__ts_self;
-	unsigned n = atomic_load_explicit(&nfork_hooks, memory_order_relaxed);
 	size_t inherited;
 
 	reap__mutex_reset(&report_lock);
@@ -886,11 +896,10 @@ static void fork_child(void)
 	if (ts == NULL) /* a thread that never used reap: start it now */
 		ts = reap__ts_slow();
 	reap__root.tid = ts->num;
-	for (unsigned i = 0; i < n; i++)
-		if (fork_hooks[i].child != NULL)
-			fork_hooks[i].child(ts);
-	if (reap__atfork_user[2] != NULL)
-		reap__atfork_user[2]();
+	for (int ph = 0; ph < REAP__FORK_NPHASES; ph++)
+		for (unsigned i = 0; i < fork_n[ph]; i++)
+			if (fork_hooks[ph][i].child != NULL)
+				fork_hooks[ph][i].child(ts);
 }
 
 pid_t reap_fork_parent(void)

@@ -115,7 +115,9 @@ int reap__fault_point(void);
  * before its root scope closes (and, at process exit, on the thread
  * that calls exit()). Exit hooks run at process exit, phase by phase,
  * before the leak report is taken and the process root is closed. Both
- * are registered once per layer, on first use; at most 8 of each. */
+ * are registered once per layer, on first use; at most 8 of each (per
+ * phase): one more is a bug of reap's, and aborts through the misuse
+ * hook. */
 enum {
 	REAP__EXIT_THREADS,  /* report threads still running */
 	REAP__EXIT_FINALIZE, /* finalizers flagged for exit */
@@ -127,28 +129,33 @@ void reap__run_thread_exit_hooks(struct reap__tstate *ts);
 
 /*
  * Fork. base registers one pthread_atfork() triple. Later layers add
- * theirs with reap__on_fork(), once per layer: prepare hooks run newest
- * first before the fork, parent hooks oldest first after it, and child
- * hooks oldest first in the child, after base has reset the child's own
- * state (one thread: the forking one, now the process's main thread;
- * reap's global locks re-initialised; an empty process root, current;
- * an empty ledger). A child hook forgets what its layer inherited (the
- * threads, loops and tasks that do not exist in the child, the objects
- * that are the parent's) and re-initialises its global locks; it must
- * not run inherited cleanups. At most 12 triples.
+ * theirs with reap__on_fork(), once per layer, in a phase: prepare hooks
+ * run before the fork, the last phase first and in each the newest
+ * first; parent hooks after it, and child hooks in the child, the first
+ * phase first and in each the oldest first. Child hooks run after base
+ * has reset the child's own state (one thread: the forking one, now the
+ * process's main thread; reap's global locks re-initialised; an empty
+ * process root, current; an empty ledger). A child hook forgets what
+ * its layer inherited (the threads, loops and tasks that do not exist in
+ * the child, the objects that are the parent's) and re-initialises its
+ * global locks; it must not run inherited cleanups. At most 8 triples
+ * per phase (one more aborts). The users' hooks (reap_atfork, proc
+ * layer) are the one triple of REAP__FORK_USER: their prepare runs
+ * before every layer's, their parent and child after, so that users see
+ * reap consistent.
  *
  * reap__fork_gen counts the forks between the process's start and now:
  * a scope made in an earlier generation is inherited (its gen field is
  * older) and closing it discards its cleanups without running them.
  */
+enum {
+	REAP__FORK_LAYER, /* the layers' own state */
+	REAP__FORK_USER,  /* the users' at-fork hooks */
+	REAP__FORK_NPHASES
+};
 extern uint32_t reap__fork_gen;
-void reap__on_fork(void (*prepare)(void), void (*parent)(void),
+void reap__on_fork(int phase, void (*prepare)(void), void (*parent)(void),
 		   void (*child)(struct reap__tstate *ts));
-/* The user's at-fork hooks (reap_atfork, proc layer): prepare runs
- * before the layers' prepare hooks, parent and child after the layers'
- * hooks, so that users see reap consistent. NULL until the proc layer
- * sets them. */
-extern void (*reap__atfork_user[3])(void);
 void reap__keys_fork_child(void);
 /* In a forked child, put a lock back in its initial state, writing only
  * if it is not in it already: a page left unwritten stays shared with the

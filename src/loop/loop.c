@@ -318,17 +318,19 @@ static int spin_for_offloads(reap_loop *loop)
 }
 
 /* Busy polling (opts.spin_ns): poll without sleeping until an event
- * comes or the time is up. Returns the events taken, or 0. */
+ * comes or the time is up. Returns the events taken, or 0. The budget
+ * is CPU time, measured on the real clock: a test's clock hook that
+ * stands still must not turn it into a spin for ever. */
 static int spin_poll(reap_loop *loop, struct reap__poll_event *ev)
 {
-	uint64_t until = reap__add_sat(reap_now_ns(), loop->opts.spin_ns);
+	uint64_t until = reap__add_sat(reap__mono_ns(), loop->opts.spin_ns);
 	int k;
 
 	do {
 		k = reap__poll_wait(&loop->poll, 0, ev, REAP__POLL_BATCH);
 		if (k != 0)
 			return k < 0 ? 0 : k;
-	} while (reap_now_ns() < until);
+	} while (reap__mono_ns() < until);
 	return 0;
 }
 
@@ -600,7 +602,7 @@ static void set_hooks(void)
 {
 	reap__task_close_hook = close_hook;
 	reap__task_scope_hook = task_scope;
-	reap__on_fork(NULL, NULL, fork_child);
+	reap__on_fork(REAP__FORK_LAYER, NULL, NULL, fork_child);
 }
 
 int reap_loop_create_at(reap_scope *s, const reap_loop_opts *opts,
@@ -1484,10 +1486,9 @@ int reap__loop_fd_keep(int fd)
 		return -EINVAL;
 	if (fd >= loop->nfdw && (rc = grow_fdw(loop, fd)) < 0)
 		return rc;
-	/* Interest unknown: a one-shot may be left from an earlier wait;
-	 * the first wait replaces it. */
-	if (!(loop->fdk[fd] & FDK_KEPT))
-		loop->fdk[fd] = FDK_KEPT;
+	/* Interest unknown (0) if not kept yet: a one-shot may be left from
+	 * an earlier wait; the first wait replaces it. */
+	loop->fdk[fd] |= FDK_KEPT;
 	return 0;
 }
 

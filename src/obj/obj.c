@@ -115,7 +115,7 @@ static void layer_init(void)
 	reap__ledger_add_source(leak_source);
 	reap__on_exit(REAP__EXIT_FINALIZE, exit_finalize);
 	reap__on_thread_exit(thread_exit);
-	reap__on_fork(NULL, NULL, fork_child);
+	reap__on_fork(REAP__FORK_LAYER, NULL, NULL, fork_child);
 	/* Release: a creator that sees the flag sees the hooks set. */
 	__atomic_store_n(&layer_ready, 1, __ATOMIC_RELEASE);
 }

@@ -371,7 +371,8 @@ static void on_fork_parent(void);
 static pthread_once_t layer_once = PTHREAD_ONCE_INIT;
 static void layer_init(void)
 {
-	reap__on_fork(on_fork_prepare, on_fork_parent, on_fork_child);
+	reap__on_fork(REAP__FORK_LAYER, on_fork_prepare, on_fork_parent,
+		      on_fork_child);
 }
 
 int reap_proc_spawn_at(reap_scope *s, const reap_proc_opts *o, reap_proc **out,
@@ -633,7 +634,7 @@ static int stop(reap_proc *p)
 	if (try_reap(p))
 		return 0;
 	(void)reap_proc_signal(p, p->term_signal);
-	rc = wait_end(p, reap_now_ns() + p->grace_ns);
+	rc = wait_end(p, reap__add_sat(reap_now_ns(), p->grace_ns));
 	if (rc == 0)
 		return 0;
 	p->st.killed = true;
@@ -767,8 +768,9 @@ static void user_parent(void)
 	pthread_mutex_unlock(&at_lock);
 }
 
-static void user_child(void)
+static void user_child(struct reap__tstate *ts)
 {
+	(void)ts;
 	reap__mutex_reset(&at_lock);
 	for (struct atfork *a = at_head; a != NULL; a = a->next)
 		if (a->child != NULL)
@@ -785,12 +787,11 @@ static void atfork_close(void *arg)
 	reap_free(a);
 }
 
+/* The users' phase of base's fork hooks: around every layer's. */
 static pthread_once_t at_once = PTHREAD_ONCE_INIT;
 static void at_init(void)
 {
-	reap__atfork_user[0] = user_prepare;
-	reap__atfork_user[1] = user_parent;
-	reap__atfork_user[2] = user_child;
+	reap__on_fork(REAP__FORK_USER, user_prepare, user_parent, user_child);
 }
 
 int reap_atfork_at(reap_scope *s, reap_fork_fn prepare, reap_fork_fn parent,

@@ -75,7 +75,7 @@ static void fork_child(struct reap__tstate *ts)
 
 static void fork_init(void)
 {
-	reap__on_fork(NULL, NULL, fork_child);
+	reap__on_fork(REAP__FORK_LAYER, NULL, NULL, fork_child);
 }
 
 /* ------------------------------------------------------------------ */

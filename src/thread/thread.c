@@ -82,7 +82,7 @@ static void layer_init(void)
 	reap__on_thread_exit(thread_end);
 	reap__on_exit(REAP__EXIT_THREADS, exit_threads);
 	reap__ledger_add_source(leak_source);
-	reap__on_fork(NULL, NULL, fork_child);
+	reap__on_fork(REAP__FORK_LAYER, NULL, NULL, fork_child);
 }
 
 /*
