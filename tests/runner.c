@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -309,8 +310,23 @@ pid_t test_fork(int (*fn)(void *), void *arg)
 	fflush(NULL);
 	pid = fork();
 	ASSERT_GE_INT(pid, 0);
-	if (pid == 0)
-		_exit(fn(arg));
+	if (pid == 0) {
+		int rc = fn(arg);
+		size_t live = reap_ledger_count();
+
+		/* _exit() runs no check of its own: a child that returns
+		 * must have closed what it made (the inherited is not in
+		 * its ledger). */
+		if (live != 0) {
+			fprintf(stderr, "FAIL %s: a forked child returned %d with "
+					"%zu live resource(s) in its ledger:\n",
+				current ? current : "?", rc, live);
+			reap_ledger_report(stderr, REAP_REPORT_TREE | REAP_REPORT_STATS);
+			fflush(stderr);
+			_exit(TEST_CHILD_LEAKED);
+		}
+		_exit(rc);
+	}
 	return pid;
 }
 
@@ -321,4 +337,59 @@ int test_wait(pid_t pid)
 	while (waitpid(pid, &st, 0) < 0)
 		ASSERT_EQ_INT(errno, EINTR);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+pid_t test_owner_start(const char *name, FILE **out)
+{
+	char helper[4096 + 64];
+	int p[2];
+	pid_t h;
+
+	snprintf(helper, sizeof helper, "%s/%s", bindir, name);
+	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	ASSERT_OK(pipe2(p, O_CLOEXEC));
+	fflush(NULL);
+	h = fork();
+	ASSERT_GE_INT(h, 0);
+	if (h == 0) {
+		dup2(p[1], 1);
+		execl(helper, helper, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	*out = fdopen(p[0], "r");
+	ASSERT_NOT_NULL(*out);
+	return h;
+}
+
+uint64_t test_owner_kill(pid_t owner)
+{
+	uint64_t t0 = reap_now_ns();
+	int st;
+
+	ASSERT_OK(kill(owner, SIGKILL));
+	ASSERT_EQ_INT(waitpid(owner, &st, 0), owner);
+	ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	return t0;
+}
+
+int test_wait_adopted(pid_t pid, uint64_t since_ns, uint64_t limit_ns)
+{
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return st;
+		ASSERT_EQ_INT(r, 0);
+		ASSERT_LT_INT(reap_now_ns() - since_ns, limit_ns);
+		usleep(2000);
+	}
+}
+
+void test_owner_end(FILE *out)
+{
+	fclose(out);
+	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 0));
 }

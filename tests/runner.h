@@ -148,9 +148,26 @@ long test_fault_disarm(void);
 /* Descriptors open in this process (for tests that check none leaks). */
 int test_fd_count(void);
 
-/* Fork a child that runs fn(arg) and _exit()s with its result; wait for
- * one, returning its exit status (128 + the signal when killed). */
+/* Fork a child that runs fn(arg) and _exit()s with its result, or with
+ * TEST_CHILD_LEAKED (after printing its ledger) if fn returned with any
+ * live resource in the child's ledger; wait for one, returning its exit
+ * status (128 + the signal when killed). */
+#define TEST_CHILD_LEAKED 98
 pid_t test_fork(int (*fn)(void *), void *arg);
 int test_wait(pid_t pid);
+
+/*
+ * The SIGKILLed-owner pattern. test_owner_start() makes this process a
+ * child subreaper and runs the helper program bindir/name with its
+ * stdout on a pipe, read through *out. test_owner_kill() SIGKILLs and
+ * reaps it, returning the time it did so; test_wait_adopted() waits for
+ * an orphan that came to us and returns its wait status, failing the
+ * test if it is not gone within limit_ns of that time; test_owner_end()
+ * closes *out and stops being the subreaper.
+ */
+pid_t test_owner_start(const char *name, FILE **out);
+uint64_t test_owner_kill(pid_t owner);
+int test_wait_adopted(pid_t pid, uint64_t since_ns, uint64_t limit_ns);
+void test_owner_end(FILE *out);
 
 #endif

@@ -57,6 +57,15 @@ static int run_main(reap_task_fn fn, void *arg)
 	return reap_loop_run(T_loop, fn, arg, NULL);
 }
 
+/* A test that runs main in a fresh loop and closes it. */
+#define LOOP_TEST(name, main)                                               \
+	TEST(name)                                                          \
+	{                                                                   \
+		open_loop(NULL);                                            \
+		ASSERT_OK(run_main(main, NULL));                            \
+		close_loop();                                               \
+	}
+
 static uint64_t ms_since(uint64_t t0)
 {
 	return (reap_now_ns() - t0) / MS;
@@ -1342,12 +1351,7 @@ static int main_join_deadline(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_join_deadline_leaves_task_joinable)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_join_deadline, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_join_deadline_leaves_task_joinable, main_join_deadline)
 
 struct embed {
 	int fd;
@@ -1817,12 +1821,7 @@ static int main_chan_close(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_chan_close)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_chan_close, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_chan_close, main_chan_close)
 
 struct served {
 	reap_chan *ch;
@@ -1861,12 +1860,7 @@ static int main_served_then_cancelled(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_chan_served_item_survives_cancel)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_served_then_cancelled, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_chan_served_item_survives_cancel, main_served_then_cancelled)
 
 struct evw {
 	reap_event *e;
@@ -1911,12 +1905,7 @@ static int main_event(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_event)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_event, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_event, main_event)
 
 struct semw {
 	reap_sem *s;
@@ -1969,12 +1958,7 @@ static int main_sem(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_sem_fifo)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_sem, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_sem_fifo, main_sem)
 
 /* A waiter cancelled while it waits leaves the queue; a permit released
  * meanwhile must go to the next acquirer, not be stuck behind it. */
@@ -1999,12 +1983,7 @@ static int main_sem_cancelled_waiter(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_sem_permit_not_stuck_behind_cancelled_waiter)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_sem_cancelled_waiter, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_sem_permit_not_stuck_behind_cancelled_waiter, main_sem_cancelled_waiter)
 
 /* The event came first: a permit given, an item taken, then the cancel;
  * the waiter keeps what it was given. */
@@ -2062,12 +2041,7 @@ static int main_event_first(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_event_before_cancel_wins)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_event_first, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_event_before_cancel_wins, main_event_first)
 
 /* Outside any task, a join and a group close run the loop. */
 static int short_sleeper(void *arg, void **result)
@@ -2144,12 +2118,7 @@ static int main_cancel_then_close(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_chan_cancel_before_close_wins)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_cancel_then_close, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_chan_cancel_before_close_wins, main_cancel_then_close)
 
 /* ------------------------------------------------------------------ */
 /* Introspection                                                        */
@@ -2220,12 +2189,7 @@ static int main_intro(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_tasks_introspection)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_intro, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_tasks_introspection, main_intro)
 
 /* ------------------------------------------------------------------ */
 /* Misuse and bad input                                                 */
@@ -2311,19 +2275,9 @@ static int main_fd_ready(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_wait_fd_readiness)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_fd_ready, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_wait_fd_readiness, main_fd_ready)
 
-TEST(loop_wait_fd_bad_input)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_bad_fd, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_wait_fd_bad_input, main_bad_fd)
 
 struct xthread {
 	reap_chan *ch;
@@ -2391,12 +2345,7 @@ static int main_group_misuse(void *arg, void **result)
 	return reap_group_close(g, NULL);
 }
 
-TEST(loop_group_close_from_child_is_edeadlk)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_group_misuse, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_group_close_from_child_is_edeadlk, main_group_misuse)
 
 TEST(loop_group_without_loop_is_eperm)
 {
@@ -2526,12 +2475,7 @@ static int main_kept_round_trips(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_kept_fd_round_trips)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_kept_round_trips, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_kept_fd_round_trips, main_kept_round_trips)
 
 static int write_later(void *arg, void **result)
 {
@@ -2541,6 +2485,20 @@ static int write_later(void *arg, void **result)
 	ASSERT_OK(reap_sleep(5 * MS));
 	ASSERT_EQ_INT(write(fd, "x", 1), 1);
 	return 0;
+}
+
+/* A task writes 'x' to sv[1] in 5 ms; wait for it on sv[0] (within
+ * deadline_ns, REAP_FOREVER for none) and read it. */
+static void wait_written(int sv[2], uint64_t deadline_ns)
+{
+	reap_task *t;
+	char c = 0;
+
+	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
+	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, deadline_ns), REAP_READ);
+	ASSERT_OK(reap_task_join(t, NULL));
+	ASSERT_EQ_INT(read(sv[0], &c, 1), 1);
+	ASSERT_EQ_INT(c, 'x');
 }
 
 /* Sleep 50 ms while fd is ready and nobody waits on it: the loop must
@@ -2564,17 +2522,13 @@ static int main_kept_busy(void *arg, void **result)
 {
 	int sv[2];
 	reap_task *t;
-	char c;
 
 	(void)arg;
 	(void)result;
 	ASSERT_EQ_INT(sock_pair(sv), 0);
 	ASSERT_OK(reap__loop_fd_keep(sv[0]));
 	/* One round, so that the interest is on. */
-	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
-	ASSERT_EQ_INT(reap_wait_fd(sv[0], REAP_READ, REAP_FOREVER), REAP_READ);
-	ASSERT_EQ_INT(read(sv[0], &c, 1), 1);
-	ASSERT_OK(reap_task_join(t, NULL));
+	wait_written(sv, REAP_FOREVER);
 	/* The next byte arrives while this task sleeps. */
 	ASSERT_OK(reap_task_spawn(NULL, write_later, &sv[1], &t));
 	kept_idle_then_wait(sv[0]);
@@ -2589,12 +2543,7 @@ static int main_kept_busy(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_kept_fd_ready_while_busy_does_not_spin)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_kept_busy, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_kept_fd_ready_while_busy_does_not_spin, main_kept_busy)
 
 static int kept_waiter(void *arg, void **result)
 {
@@ -2653,17 +2602,11 @@ static int main_kept_cancel_deadline(void *arg, void **result)
 	return 0;
 }
 
-TEST(loop_kept_fd_cancel_and_deadline)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_kept_cancel_deadline, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_kept_fd_cancel_and_deadline, main_kept_cancel_deadline)
 
 static int main_kept_reuse(void *arg, void **result)
 {
 	int sv[2], nv[2], old;
-	reap_task *t;
 	char c;
 
 	(void)arg;
@@ -2680,16 +2623,10 @@ static int main_kept_reuse(void *arg, void **result)
 	/* The number comes back for a new socket, unkept: one-shot waits. */
 	ASSERT_EQ_INT(sock_pair(nv), 0);
 	ASSERT_EQ_INT(nv[0], old);
-	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
-	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
-	ASSERT_OK(reap_task_join(t, NULL));
-	ASSERT_EQ_INT(read(nv[0], &c, 1), 1);
+	wait_written(nv, reap_now_ns() + 2000 * MS);
 	/* Kept again. */
 	ASSERT_OK(reap__loop_fd_keep(nv[0]));
-	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
-	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
-	ASSERT_OK(reap_task_join(t, NULL));
-	ASSERT_EQ_INT(read(nv[0], &c, 1), 1);
+	wait_written(nv, reap_now_ns() + 2000 * MS);
 	reap__loop_fd_forget(nv[0]);
 	close(nv[0]);
 	close(nv[1]);
@@ -2697,21 +2634,14 @@ static int main_kept_reuse(void *arg, void **result)
 	ASSERT_EQ_INT(sock_pair(nv), 0);
 	ASSERT_EQ_INT(nv[0], old);
 	ASSERT_OK(reap__loop_fd_keep(nv[0]));
-	ASSERT_OK(reap_task_spawn(NULL, write_later, &nv[1], &t));
-	ASSERT_EQ_INT(reap_wait_fd(nv[0], REAP_READ, reap_now_ns() + 2000 * MS), REAP_READ);
-	ASSERT_OK(reap_task_join(t, NULL));
+	wait_written(nv, reap_now_ns() + 2000 * MS);
 	reap__loop_fd_forget(nv[0]);
 	close(nv[0]);
 	close(nv[1]);
 	return 0;
 }
 
-TEST(loop_kept_fd_forget_close_reuse)
-{
-	open_loop(NULL);
-	ASSERT_OK(run_main(main_kept_reuse, NULL));
-	close_loop();
-}
+LOOP_TEST(loop_kept_fd_forget_close_reuse, main_kept_reuse)
 
 static int main_kept_bad(void *arg, void **result)
 {
@@ -2777,29 +2707,31 @@ static int spin_main(void *arg, void **result)
 	return 0;
 }
 
+/* One wait in a fresh loop spinning spin_ns: the voluntary switches. */
+static long spin_once(struct spin_arg *a, uint64_t spin_ns)
+{
+	reap_loop *loop;
+	reap_scope *s;
+
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_loop_create_opts(s, &(reap_loop_opts){.spin_ns = spin_ns},
+					&loop));
+	ASSERT_OK(reap_loop_run(loop, spin_main, a, NULL));
+	ASSERT_EQ_INT(a->rc, REAP_READ);
+	ASSERT_OK(reap_scope_close(s));
+	return a->nvcsw;
+}
+
 TEST(loop_spin_takes_events_without_sleeping)
 {
 	struct spin_arg a;
-	reap_loop *loop;
-	reap_scope *s;
 	long slept = 0, spun = 0;
 
 	ASSERT_OK(pipe2(a.fd, O_CLOEXEC));
 	/* a few tries: a preempted writer can outlast a spin now and then */
 	for (int i = 0; i < 3; i++) {
-		ASSERT_OK(reap_scope_open(NULL, &s));
-		ASSERT_OK(reap_loop_create(s, &loop));
-		ASSERT_OK(reap_loop_run(loop, spin_main, &a, NULL));
-		ASSERT_GE_INT(a.rc, 0);
-		slept += a.nvcsw > 0;
-		ASSERT_OK(reap_scope_close(s));
-		ASSERT_OK(reap_scope_open(NULL, &s));
-		ASSERT_OK(reap_loop_create_opts(s, &(reap_loop_opts){.spin_ns = 500 * MS},
-						&loop));
-		ASSERT_OK(reap_loop_run(loop, spin_main, &a, NULL));
-		ASSERT_GE_INT(a.rc, 0);
-		spun += a.nvcsw == 0;
-		ASSERT_OK(reap_scope_close(s));
+		slept += spin_once(&a, 0) > 0;
+		spun += spin_once(&a, 500 * MS) == 0;
 	}
 	ASSERT_GE_INT(slept, 2);
 	ASSERT_GE_INT(spun, 2);

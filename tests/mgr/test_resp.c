@@ -298,6 +298,17 @@ static char *repeat(char c, size_t n, const char *pre, const char *post, size_t 
 	return s;
 }
 
+/* check_req_lim() on repeat()'s string, with the default limits. */
+static void check_repeat(char c, size_t n, const char *pre, const char *post,
+			 const char *want)
+{
+	size_t len;
+	char *s = repeat(c, n, pre, post, &len);
+
+	check_req_lim(s, len, want, NULL, true);
+	free(s);
+}
+
 TEST(req_limit_inline)
 {
 	size_t len;
@@ -306,15 +317,11 @@ TEST(req_limit_inline)
 	s = repeat('a', 65536, "", "\r\n", &len); /* N: accepted */
 	ASSERT_EQ_SIZE(strlen(run_req(s, len, 0, 0, NULL, true)), 65536 + 5);
 	free(s);
-	s = repeat('a', 65537, "", "\r\n", &len); /* N+1 */
-	check_req_lim(s, len, "#ERR -ERR Protocol error: too big inline request", NULL, true);
-	free(s);
-	s = repeat('a', 65536, "", "", &len); /* no newline yet: N waits */
-	check_req_lim(s, len, "#MORE", NULL, true);
-	free(s);
-	s = repeat('a', 65537, "", "", &len);
-	check_req_lim(s, len, "#ERR -ERR Protocol error: too big inline request", NULL, true);
-	free(s);
+	/* N+1 */
+	check_repeat('a', 65537, "", "\r\n", "#ERR -ERR Protocol error: too big inline request");
+	/* no newline yet: N waits */
+	check_repeat('a', 65536, "", "", "#MORE");
+	check_repeat('a', 65537, "", "", "#ERR -ERR Protocol error: too big inline request");
 	/* a smaller configured limit, checked split every way */
 	reap__resp_limits lim;
 
@@ -329,22 +336,11 @@ TEST(req_limit_inline)
 
 TEST(req_limit_headers)
 {
-	size_t len;
-	char *s;
-
 	/* "*" and no '\r': 65536 bytes pending wait, 65537 fail */
-	s = repeat('1', 65535, "*", "", &len);
-	check_req_lim(s, len, "#MORE", NULL, true);
-	free(s);
-	s = repeat('1', 65536, "*", "", &len);
-	check_req_lim(s, len, "#ERR -ERR Protocol error: too big mbulk count string", NULL, true);
-	free(s);
-	s = repeat('1', 65535, "*1\r\n$", "", &len);
-	check_req_lim(s, len, "#MORE", NULL, true);
-	free(s);
-	s = repeat('1', 65536, "*1\r\n$", "", &len);
-	check_req_lim(s, len, "#ERR -ERR Protocol error: too big bulk count string", NULL, true);
-	free(s);
+	check_repeat('1', 65535, "*", "", "#MORE");
+	check_repeat('1', 65536, "*", "", "#ERR -ERR Protocol error: too big mbulk count string");
+	check_repeat('1', 65535, "*1\r\n$", "", "#MORE");
+	check_repeat('1', 65536, "*1\r\n$", "", "#ERR -ERR Protocol error: too big bulk count string");
 
 	reap__resp_limits lim;
 
@@ -799,9 +795,17 @@ static char *nested(size_t depth, size_t *len)
 	return s;
 }
 
+/* The reply read with the default limits but one, whole string literal. */
+#define LIMITED(field, n, in, want)                                         \
+	do {                                                                \
+		reap__resp_rlimits l_;                                      \
+		reap__resp_rlimits_default(&l_);                            \
+		l_.field = (n);                                             \
+		ASSERT_EQ_STR(reply_text(in, sizeof(in) - 1, &l_), want);   \
+	} while (0)
+
 TEST(reply_limits)
 {
-	reap__resp_rlimits lim;
 	size_t len;
 	char *s;
 
@@ -812,36 +816,26 @@ TEST(reply_limits)
 	ASSERT_EQ_STR(reply_text(s, len, NULL), "#ERR nesting too deep");
 	free(s);
 
-	reap__resp_rlimits_default(&lim);
-	lim.max_depth = 2;
-	ASSERT_EQ_STR(reply_text("*1\r\n%1\r\n:1\r\n:2\r\n", 16, &lim), "[{1 2]]");
-	ASSERT_EQ_STR(reply_text("*1\r\n*1\r\n*1\r\n:1\r\n", 16, &lim), "#ERR nesting too deep");
-	ASSERT_EQ_STR(reply_text("*1\r\n*1\r\n*0\r\n", 12, &lim), "[[[]]]"); /* empty: no frame */
+	LIMITED(max_depth, 2, "*1\r\n%1\r\n:1\r\n:2\r\n", "[{1 2]]");
+	LIMITED(max_depth, 2, "*1\r\n*1\r\n*1\r\n:1\r\n", "#ERR nesting too deep");
+	LIMITED(max_depth, 2, "*1\r\n*1\r\n*0\r\n", "[[[]]]"); /* empty: no frame */
 
-	reap__resp_rlimits_default(&lim);
-	lim.max_elems = 4;
-	ASSERT_EQ_STR(reply_text("*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n", 20, &lim), "[1 2 3 4]");
-	ASSERT_EQ_STR(reply_text("*5\r\n", 4, &lim), "#ERR too many elements");
-	ASSERT_EQ_STR(reply_text("%2\r\n", 4, &lim), "#MORE");
-	ASSERT_EQ_STR(reply_text("%3\r\n", 4, &lim), "#ERR too many elements");
+	LIMITED(max_elems, 4, "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "[1 2 3 4]");
+	LIMITED(max_elems, 4, "*5\r\n", "#ERR too many elements");
+	LIMITED(max_elems, 4, "%2\r\n", "#MORE");
+	LIMITED(max_elems, 4, "%3\r\n", "#ERR too many elements");
 
-	reap__resp_rlimits_default(&lim);
-	lim.max_bulk = 3;
-	ASSERT_EQ_STR(reply_text("$3\r\nabc\r\n", 9, &lim), "\"abc\"");
-	ASSERT_EQ_STR(reply_text("$4\r\n", 4, &lim), "#ERR bulk too long");
+	LIMITED(max_bulk, 3, "$3\r\nabc\r\n", "\"abc\"");
+	LIMITED(max_bulk, 3, "$4\r\n", "#ERR bulk too long");
 
-	reap__resp_rlimits_default(&lim);
-	lim.max_line = 3;
-	ASSERT_EQ_STR(reply_text("+abc\r\n", 6, &lim), "+abc");
-	ASSERT_EQ_STR(reply_text("+abcd\r\n", 7, &lim), "#ERR line too long");
-	ASSERT_EQ_STR(reply_text("+abc", 4, &lim), "#MORE");
-	ASSERT_EQ_STR(reply_text("+abcd", 5, &lim), "#ERR line too long");
+	LIMITED(max_line, 3, "+abc\r\n", "+abc");
+	LIMITED(max_line, 3, "+abcd\r\n", "#ERR line too long");
+	LIMITED(max_line, 3, "+abc", "#MORE");
+	LIMITED(max_line, 3, "+abcd", "#ERR line too long");
 
-	reap__resp_rlimits_default(&lim);
-	lim.max_total = 12;
-	ASSERT_EQ_STR(reply_text("*2\r\n:1\r\n:2\r\n", 12, &lim), "[1 2]");
-	ASSERT_EQ_STR(reply_text("*2\r\n:1\r\n:22\r\n", 13, &lim), "#ERR reply too big");
-	ASSERT_EQ_STR(reply_text("$9\r\n", 4, &lim), "#ERR reply too big");
+	LIMITED(max_total, 12, "*2\r\n:1\r\n:2\r\n", "[1 2]");
+	LIMITED(max_total, 12, "*2\r\n:1\r\n:22\r\n", "#ERR reply too big");
+	LIMITED(max_total, 12, "$9\r\n", "#ERR reply too big");
 }
 
 TEST(reply_pipelined_values)

@@ -59,6 +59,20 @@ static int alive(pid_t pid)
 	return state != 'Z' && state != 'X' && state != '?';
 }
 
+/* Spawn with o in a fresh scope, wait for its end, close the scope. */
+static reap_proc_status run_to_end(const reap_proc_opts *o)
+{
+	reap_proc_status st;
+	reap_scope *s;
+	reap_proc *p;
+
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_proc_spawn(s, o, &p));
+	ASSERT_OK(reap_proc_wait(p, REAP_FOREVER, &st));
+	ASSERT_OK(reap_scope_close(s));
+	return st;
+}
+
 static char *read_all(int fd)
 {
 	static char buf[4096];
@@ -349,17 +363,12 @@ TEST(exit_by_signal)
 {
 	const char *argv[] = {"sh", "-c", "kill -9 $$", NULL};
 	reap_proc_status st;
-	reap_proc *p;
-	reap_scope *s;
 
 	BEGIN();
-	ASSERT_OK(reap_scope_open(NULL, &s));
-	ASSERT_OK(reap_proc_spawn(s, OPTS(.argv = argv), &p));
-	ASSERT_OK(reap_proc_wait(p, REAP_FOREVER, &st));
+	st = run_to_end(OPTS(.argv = argv));
 	ASSERT_FALSE(st.exited);
 	ASSERT_EQ_INT(st.signal, SIGKILL);
 	ASSERT_FALSE(st.killed); /* not reap's doing */
-	ASSERT_OK(reap_scope_close(s));
 	END();
 }
 
@@ -450,8 +459,6 @@ TEST(child_outlives_the_thread_that_spawned_it)
  * subreaper, the orphans come to us: each must be dead within 1 s. */
 TEST(children_die_when_the_parent_is_killed)
 {
-	char helper[512];
-	int out[2];
 	pid_t h, kids[8];
 	int nkids = 0, st;
 	FILE *f;
@@ -459,19 +466,7 @@ TEST(children_die_when_the_parent_is_killed)
 	uint64_t t0;
 
 	BEGIN();
-	snprintf(helper, sizeof helper, "%s/helper_orphan", test_bindir());
-	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
-	ASSERT_OK(pipe2(out, O_CLOEXEC));
-	h = fork();
-	ASSERT_GE_INT(h, 0);
-	if (h == 0) {
-		dup2(out[1], 1);
-		execl(helper, helper, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	f = fdopen(out[0], "r");
-	ASSERT_NOT_NULL(f);
+	h = test_owner_start("helper_orphan", &f);
 	while (nkids < 8 && fgets(line, sizeof line, f) != NULL) {
 		if (strncmp(line, "ready", 5) == 0)
 			break;
@@ -480,24 +475,14 @@ TEST(children_die_when_the_parent_is_killed)
 	ASSERT_EQ_INT(nkids, 3);
 	for (int i = 0; i < nkids; i++)
 		ASSERT_TRUE(alive(kids[i]));
-	t0 = reap_now_ns();
-	ASSERT_OK(kill(h, SIGKILL));
-	ASSERT_EQ_INT(waitpid(h, &st, 0), h);
+	t0 = test_owner_kill(h);
 	for (int i = 0; i < nkids; i++) {
-		/* Adopted by us (the subreaper): wait, but at most 1 s. */
-		for (;;) {
-			pid_t r = waitpid(kids[i], &st, WNOHANG);
-
-			if (r == kids[i])
-				break;
-			ASSERT_LT_INT(reap_now_ns() - t0, ms(1000));
-			usleep(2000);
-		}
+		/* Adopted by us (the subreaper): dead within 1 s. */
+		st = test_wait_adopted(kids[i], t0, ms(1000));
 		ASSERT_TRUE(WIFSIGNALED(st));
 		ASSERT_EQ_INT(WTERMSIG(st), SIGKILL);
 	}
-	fclose(f);
-	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 0));
+	test_owner_end(f);
 	END();
 }
 
@@ -721,16 +706,11 @@ static int fn_grandparent(reap_scope *root, void *arg)
 TEST(child_spawns_its_own_children)
 {
 	reap_proc_status st;
-	reap_scope *s;
-	reap_proc *p;
 
 	BEGIN();
-	ASSERT_OK(reap_scope_open(NULL, &s));
-	ASSERT_OK(reap_proc_spawn(s, OPTS(.fn = fn_grandparent), &p));
-	ASSERT_OK(reap_proc_wait(p, REAP_FOREVER, &st));
+	st = run_to_end(OPTS(.fn = fn_grandparent));
 	ASSERT_TRUE(st.exited);
 	ASSERT_EQ_INT(st.code, 0);
-	ASSERT_OK(reap_scope_close(s));
 	END();
 }
 
@@ -777,12 +757,13 @@ TEST(oom_sweep)
 
 	BEGIN();
 	for (int k = 0; k < 2; k++) {
-		int done = 0;
+		int done = 0, failures = 0;
 
 		for (long n = 1; !done && n < 200; n++) {
 			reap_scope *s;
 			reap_proc *p = (reap_proc *)&p;
 			struct test_snap snap;
+			long seen;
 			int rc;
 
 			ASSERT_OK(reap_scope_open(NULL, &s));
@@ -792,47 +773,56 @@ TEST(oom_sweep)
 			snap = test_snap();
 			reap_fault_alloc(n);
 			rc = reap_proc_spawn(s, &opts[k], &p);
-			test_fault_disarm();
+			seen = test_fault_disarm();
 			if (rc == 0) {
 				done = 1;
 			} else {
+				ASSERT_GE_INT(seen, n);
 				ASSERT_EQ_INT(rc, -ENOMEM);
 				ASSERT_EQ_PTR(p, (reap_proc *)&p);
 				ASSERT_UNCHANGED(snap);
 				assert_no_children();
+				failures++;
 			}
 			ASSERT_OK(reap_scope_close(s));
 		}
 		ASSERT_TRUE(done);
+		/* The handle and its registration, at the least. */
+		ASSERT_GE_INT(failures, 2);
 	}
 	END();
 }
 
 TEST(oom_sweep_atfork)
 {
-	int done = 0;
+	int done = 0, failures = 0;
 
 	BEGIN();
 	for (long n = 1; !done && n < 50; n++) {
 		reap_scope *s;
 		reap_cleanup *h = (reap_cleanup *)&h;
 		struct test_snap snap;
+		long seen;
 		int rc;
 
 		ASSERT_OK(reap_scope_open(NULL, &s));
 		snap = test_snap();
 		reap_fault_alloc(n);
 		rc = reap_atfork(s, hk_prep1, hk_par1, NULL, NULL, &h);
-		test_fault_disarm();
+		seen = test_fault_disarm();
 		if (rc == 0) {
 			done = 1;
+			ASSERT_NE_PTR(h, (reap_cleanup *)&h);
 		} else {
+			ASSERT_GE_INT(seen, n);
 			ASSERT_EQ_INT(rc, -ENOMEM);
 			ASSERT_EQ_PTR(h, (reap_cleanup *)&h);
 			ASSERT_UNCHANGED(snap);
+			failures++;
 		}
 		ASSERT_OK(reap_scope_close(s));
 	}
 	ASSERT_TRUE(done);
+	ASSERT_GE_INT(failures, 1);
 	END();
 }

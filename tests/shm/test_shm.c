@@ -406,60 +406,75 @@ TEST(shm_attach_bad_fd)
 /* ------------------------------------------------------------------ */
 /* Element operations                                                   */
 
+/* Run check on a new value of every integer kind, locked and not
+ * (no_lock), of count elements, owned by s. */
+static void each_integer_kind(reap_scope *s, size_t count,
+			      void (*check)(reap_shm *v, reap_shm_kind k, int nl))
+{
+	for (int nl = 0; nl <= 1; nl++) {
+		for (int k = REAP_SHM_I32; k <= REAP_SHM_U64; k++) {
+			reap_shm *v;
+
+			ASSERT_OK(reap_shm_create(s, OPTS(.kind = (reap_shm_kind)k,
+							  .count = count,
+							  .no_lock = nl), &v));
+			check(v, (reap_shm_kind)k, nl);
+		}
+	}
+}
+
+static void check_get_set_add(reap_shm *v, reap_shm_kind k, int nl)
+{
+	int64_t x = 99;
+
+	ASSERT_OK(reap_shm_get_i64(v, 1, &x));
+	ASSERT_EQ_INT(x, 0);
+	ASSERT_OK(reap_shm_set_i64(v, 1, -5));
+	ASSERT_OK(reap_shm_get_i64(v, 1, &x));
+	ASSERT_EQ_INT(x, -5);
+	ASSERT_OK(reap_shm_add_i64(v, 1, 7, &x));
+	ASSERT_EQ_INT(x, 2);
+	ASSERT_OK(reap_shm_add_i64(v, 1, 1, NULL));
+	ASSERT_OK(reap_shm_get_i64(v, 1, &x));
+	ASSERT_EQ_INT(x, 3);
+	ASSERT_OK(reap_shm_get_i64(v, 0, &x));
+	ASSERT_EQ_INT(x, 0); /* neighbours untouched */
+	ASSERT_OK(reap_shm_get_i64(v, 2, &x));
+	ASSERT_EQ_INT(x, 0);
+	ASSERT_EQ_INT(reap_shm_get_i64(v, 3, &x), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_set_i64(v, SIZE_MAX, 1), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_add_i64(v, 3, 1, NULL), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_get_f64(v, 0, &(double){0}), -EINVAL);
+	ASSERT_EQ_INT(reap_shm_lock(v, REAP_FOREVER), nl ? -EINVAL : 0);
+	if (!nl)
+		reap_shm_unlock(v);
+	if (k == REAP_SHM_I32) {
+		ASSERT_EQ_INT(((int32_t *)reap_shm_data(v))[1], 3);
+		ASSERT_EQ_INT(reap_shm_set_i64(v, 0, INT64_C(1) << 40), -ERANGE);
+		ASSERT_EQ_INT(reap_shm_add_i64(v, 0, INT64_C(1) << 40, NULL), -ERANGE);
+		ASSERT_OK(reap_shm_set_i64(v, 0, INT32_MAX));
+		ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
+		ASSERT_EQ_INT(x, INT32_MIN); /* wraps as int32_t */
+	} else if (k == REAP_SHM_U64) {
+		ASSERT_OK(reap_shm_set_i64(v, 0, -1));
+		ASSERT_TRUE(((uint64_t *)reap_shm_data(v))[0] == UINT64_MAX);
+		ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
+		ASSERT_EQ_INT(x, 0);
+	} else {
+		ASSERT_EQ_INT(((int64_t *)reap_shm_data(v))[1], 3);
+		ASSERT_OK(reap_shm_set_i64(v, 0, INT64_MAX));
+		ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
+		ASSERT_EQ_INT(x, INT64_MIN);
+	}
+}
+
 TEST(shm_get_set_add_integer_kinds)
 {
 	ENV_BEGIN();
 	reap_scope *s;
 
 	ASSERT_OK(reap_scope_open(NULL, &s));
-	for (int nl = 0; nl <= 1; nl++) {
-		for (int k = REAP_SHM_I32; k <= REAP_SHM_U64; k++) {
-			reap_shm *v;
-			int64_t x = 99;
-
-			ASSERT_OK(reap_shm_create(s, OPTS(
-				.kind = (reap_shm_kind)k, .count = 3, .no_lock = nl), &v));
-			ASSERT_OK(reap_shm_get_i64(v, 1, &x));
-			ASSERT_EQ_INT(x, 0);
-			ASSERT_OK(reap_shm_set_i64(v, 1, -5));
-			ASSERT_OK(reap_shm_get_i64(v, 1, &x));
-			ASSERT_EQ_INT(x, -5);
-			ASSERT_OK(reap_shm_add_i64(v, 1, 7, &x));
-			ASSERT_EQ_INT(x, 2);
-			ASSERT_OK(reap_shm_add_i64(v, 1, 1, NULL));
-			ASSERT_OK(reap_shm_get_i64(v, 1, &x));
-			ASSERT_EQ_INT(x, 3);
-			ASSERT_OK(reap_shm_get_i64(v, 0, &x));
-			ASSERT_EQ_INT(x, 0); /* neighbours untouched */
-			ASSERT_OK(reap_shm_get_i64(v, 2, &x));
-			ASSERT_EQ_INT(x, 0);
-			ASSERT_EQ_INT(reap_shm_get_i64(v, 3, &x), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_set_i64(v, SIZE_MAX, 1), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_add_i64(v, 3, 1, NULL), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_get_f64(v, 0, &(double){0}), -EINVAL);
-			ASSERT_EQ_INT(reap_shm_lock(v, REAP_FOREVER), nl ? -EINVAL : 0);
-			if (!nl)
-				reap_shm_unlock(v);
-			if (k == REAP_SHM_I32) {
-				ASSERT_EQ_INT(((int32_t *)reap_shm_data(v))[1], 3);
-				ASSERT_EQ_INT(reap_shm_set_i64(v, 0, INT64_C(1) << 40), -ERANGE);
-				ASSERT_EQ_INT(reap_shm_add_i64(v, 0, INT64_C(1) << 40, NULL), -ERANGE);
-				ASSERT_OK(reap_shm_set_i64(v, 0, INT32_MAX));
-				ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
-				ASSERT_EQ_INT(x, INT32_MIN); /* wraps as int32_t */
-			} else if (k == REAP_SHM_U64) {
-				ASSERT_OK(reap_shm_set_i64(v, 0, -1));
-				ASSERT_TRUE(((uint64_t *)reap_shm_data(v))[0] == UINT64_MAX);
-				ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
-				ASSERT_EQ_INT(x, 0);
-			} else {
-				ASSERT_EQ_INT(((int64_t *)reap_shm_data(v))[1], 3);
-				ASSERT_OK(reap_shm_set_i64(v, 0, INT64_MAX));
-				ASSERT_OK(reap_shm_add_i64(v, 0, 1, &x));
-				ASSERT_EQ_INT(x, INT64_MIN);
-			}
-		}
-	}
+	each_integer_kind(s, 3, check_get_set_add);
 	ASSERT_OK(reap_scope_close(s));
 	ENV_END();
 }
@@ -506,61 +521,60 @@ TEST(shm_f64_and_bytes)
 	ENV_END();
 }
 
+static void check_atomics(reap_shm *v, reap_shm_kind k, int nl)
+{
+	int64_t x = 0, e;
+
+	(void)nl; /* the same with the lock or without */
+	ASSERT_OK(reap_shm_atomic_store(v, 1, 40));
+	ASSERT_OK(reap_shm_atomic_load(v, 1, &x));
+	ASSERT_EQ_INT(x, 40);
+	ASSERT_OK(reap_shm_atomic_add(v, 1, 2, &x));
+	ASSERT_EQ_INT(x, 40); /* the previous value */
+	ASSERT_OK(reap_shm_atomic_add(v, 1, -1, NULL));
+	ASSERT_OK(reap_shm_atomic_load(v, 1, &x));
+	ASSERT_EQ_INT(x, 41);
+	e = 41;
+	ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 7), 1);
+	ASSERT_EQ_INT(e, 41);
+	e = 41;
+	ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 8), 0);
+	ASSERT_EQ_INT(e, 7); /* what the element held */
+	ASSERT_OK(reap_shm_atomic_load(v, 0, &x));
+	ASSERT_EQ_INT(x, 0);
+	ASSERT_EQ_INT(reap_shm_atomic_load(v, 2, &x), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_atomic_store(v, 2, 1), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_atomic_add(v, 2, 1, NULL), -ERANGE);
+	ASSERT_EQ_INT(reap_shm_atomic_cas(v, 2, &e, 1), -ERANGE);
+	/* Locked and lock-free calls agree. */
+	ASSERT_OK(reap_shm_add_i64(v, 1, 3, &x));
+	ASSERT_EQ_INT(x, 10);
+	if (k == REAP_SHM_I32) {
+		ASSERT_EQ_INT(reap_shm_atomic_store(v, 0, INT64_C(1) << 33), -ERANGE);
+		ASSERT_EQ_INT(reap_shm_atomic_cas(v, 0, &e, INT64_C(1) << 33), -ERANGE);
+		e = INT64_C(1) << 33; /* no I32 equals it */
+		ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 0), 0);
+		ASSERT_EQ_INT(e, 10);
+		ASSERT_OK(reap_shm_atomic_store(v, 0, INT32_MIN));
+		ASSERT_OK(reap_shm_atomic_add(v, 0, -1, &x));
+		ASSERT_EQ_INT(x, INT32_MIN);
+		ASSERT_OK(reap_shm_atomic_load(v, 0, &x));
+		ASSERT_EQ_INT(x, INT32_MAX);
+	}
+	if (k == REAP_SHM_U64) {
+		e = 0;
+		ASSERT_EQ_INT(reap_shm_atomic_cas(v, 0, &e, -2), 1);
+		ASSERT_TRUE(((uint64_t *)reap_shm_data(v))[0] == UINT64_MAX - 1);
+	}
+}
+
 TEST(shm_atomics)
 {
 	ENV_BEGIN();
 	reap_scope *s;
 
 	ASSERT_OK(reap_scope_open(NULL, &s));
-	for (int nl = 0; nl <= 1; nl++) {
-		for (int k = REAP_SHM_I32; k <= REAP_SHM_U64; k++) {
-			reap_shm *v;
-			int64_t x = 0, e;
-
-			ASSERT_OK(reap_shm_create(s, OPTS(
-				.kind = (reap_shm_kind)k, .count = 2, .no_lock = nl), &v));
-			ASSERT_OK(reap_shm_atomic_store(v, 1, 40));
-			ASSERT_OK(reap_shm_atomic_load(v, 1, &x));
-			ASSERT_EQ_INT(x, 40);
-			ASSERT_OK(reap_shm_atomic_add(v, 1, 2, &x));
-			ASSERT_EQ_INT(x, 40); /* the previous value */
-			ASSERT_OK(reap_shm_atomic_add(v, 1, -1, NULL));
-			ASSERT_OK(reap_shm_atomic_load(v, 1, &x));
-			ASSERT_EQ_INT(x, 41);
-			e = 41;
-			ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 7), 1);
-			ASSERT_EQ_INT(e, 41);
-			e = 41;
-			ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 8), 0);
-			ASSERT_EQ_INT(e, 7); /* what the element held */
-			ASSERT_OK(reap_shm_atomic_load(v, 0, &x));
-			ASSERT_EQ_INT(x, 0);
-			ASSERT_EQ_INT(reap_shm_atomic_load(v, 2, &x), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_atomic_store(v, 2, 1), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_atomic_add(v, 2, 1, NULL), -ERANGE);
-			ASSERT_EQ_INT(reap_shm_atomic_cas(v, 2, &e, 1), -ERANGE);
-			/* Locked and lock-free calls agree. */
-			ASSERT_OK(reap_shm_add_i64(v, 1, 3, &x));
-			ASSERT_EQ_INT(x, 10);
-			if (k == REAP_SHM_I32) {
-				ASSERT_EQ_INT(reap_shm_atomic_store(v, 0, INT64_C(1) << 33), -ERANGE);
-				ASSERT_EQ_INT(reap_shm_atomic_cas(v, 0, &e, INT64_C(1) << 33), -ERANGE);
-				e = INT64_C(1) << 33; /* no I32 equals it */
-				ASSERT_EQ_INT(reap_shm_atomic_cas(v, 1, &e, 0), 0);
-				ASSERT_EQ_INT(e, 10);
-				ASSERT_OK(reap_shm_atomic_store(v, 0, INT32_MIN));
-				ASSERT_OK(reap_shm_atomic_add(v, 0, -1, &x));
-				ASSERT_EQ_INT(x, INT32_MIN);
-				ASSERT_OK(reap_shm_atomic_load(v, 0, &x));
-				ASSERT_EQ_INT(x, INT32_MAX);
-			}
-			if (k == REAP_SHM_U64) {
-				e = 0;
-				ASSERT_EQ_INT(reap_shm_atomic_cas(v, 0, &e, -2), 1);
-				ASSERT_TRUE(((uint64_t *)reap_shm_data(v))[0] == UINT64_MAX - 1);
-			}
-		}
-	}
+	each_integer_kind(s, 2, check_atomics);
 	for (int k = REAP_SHM_F64; k <= REAP_SHM_BYTES; k++) {
 		reap_shm *v;
 		int64_t x = 0;
@@ -1015,23 +1029,29 @@ TEST(shm_inherited_by_fork)
  * send a value of its own. */
 static int echo_child(void *arg)
 {
-	int sock = *(int *)arg;
+	int sock = *(int *)arg, rc;
+	reap_scope *s;
 	reap_shm *v, *w;
 
-	if (reap_shm_recv(NULL, sock, NULL, NULL, &v) != 0)
-		return 50;
-	if (reap_shm_add_i64(v, 0, 5, NULL) != 0)
-		return 51;
-	if (reap_shm_send(sock, v) != 0)
-		return 52;
-	if (reap_shm_create(NULL, OPTS(.kind = REAP_SHM_I32, .count = 3,
-						      .name = "from-child"), &w) != 0)
-		return 53;
-	if (reap_shm_set_i64(w, 2, 42) != 0)
-		return 54;
-	if (reap_shm_send(sock, w) != 0)
-		return 55;
-	return 0;
+	if (reap_scope_open(NULL, &s) != 0)
+		return 49;
+	if (reap_shm_recv(s, sock, NULL, NULL, &v) != 0)
+		rc = 50;
+	else if (reap_shm_add_i64(v, 0, 5, NULL) != 0)
+		rc = 51;
+	else if (reap_shm_send(sock, v) != 0)
+		rc = 52;
+	else if (reap_shm_create(s, OPTS(.kind = REAP_SHM_I32, .count = 3,
+					 .name = "from-child"), &w) != 0)
+		rc = 53;
+	else if (reap_shm_set_i64(w, 2, 42) != 0)
+		rc = 54;
+	else if (reap_shm_send(sock, w) != 0)
+		rc = 55;
+	else
+		rc = 0;
+	/* What was sent lives on in the receiver. */
+	return reap_scope_close(s) == 0 ? rc : 56;
 }
 
 TEST(shm_send_recv)

@@ -10,12 +10,15 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../runner.h"
 
 static const char *addr;
+/* Shared with the victims: how many had their session dict open. */
+static int *owning;
 
 /* A victim: connect, then take resources in a random order, forever. */
 static int victim(void *arg)
@@ -35,8 +38,11 @@ static int victim(void *arg)
 	snprintf(name, sizeof name, "own%u", seed);
 	if (reap_mgr_dict_open(NULL, c, "shared", NULL, &d) < 0 ||
 	    reap_mgr_dict_open(NULL, c, name, &(reap_mgr_obj_opts){
-				.lifetime = REAP_MGR_SESSION}, &own) < 0 ||
-	    reap_mgr_list_open(NULL, c, "scratch", &(reap_mgr_obj_opts){
+				.lifetime = REAP_MGR_SESSION}, &own) < 0)
+		return 2;
+	/* own is open: its reclaim is owed once this victim dies. */
+	__atomic_add_fetch(owning, 1, __ATOMIC_SEQ_CST);
+	if (reap_mgr_list_open(NULL, c, "scratch", &(reap_mgr_obj_opts){
 				.lifetime = REAP_MGR_SHARED}, &l) < 0 ||
 	    reap_mgr_lock_open(NULL, c, "L", NULL, &lk) < 0 ||
 	    reap_mgr_sem_open(NULL, c, "S", &(reap_mgr_obj_opts){.n = 3}, &sem) < 0 ||
@@ -96,6 +102,10 @@ TEST(random_client_kills_leave_nothing)
 	reap_mgr_value r;
 	int fds = test_fd_count(), rc, ok;
 
+	owning = mmap(NULL, sizeof *owning, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(owning != MAP_FAILED);
+	*owning = 0;
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	addr = reap_mgr_address(m);
@@ -141,13 +151,18 @@ TEST(random_client_kills_leave_nothing)
 		ASSERT_NOT_NULL(p);
 		reclaimed = atoll(p + 18);
 		reap_mgr_value_free(&r);
-		/* most victims got as far as their session dict */
-		printf("%ld kills, %lld objects reclaimed\n", kills, reclaimed);
-		ASSERT_GE_INT(reclaimed, kills / 2);
+		/* Every victim that got as far as its session dict had it
+		 * reclaimed (how many did depends on the machine's load,
+		 * but some must have, or the test reclaimed nothing). */
+		printf("%ld kills, %d with a session dict, %lld objects reclaimed\n",
+		       kills, *owning, reclaimed);
+		ASSERT_GT_INT(*owning, 0);
+		ASSERT_GE_INT(reclaimed, *owning);
 	}
 	/* the dict's proxy would release a hold we already gave back */
 	reap_mgr_disconnect(c);
 	ASSERT_OK(reap_scope_close(s));
 	ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);
 	ASSERT_EQ_INT(test_fd_count(), fds);
+	munmap(owning, sizeof *owning);
 }
