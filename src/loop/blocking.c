@@ -42,7 +42,7 @@
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
 static reap_loop *wd_loops;   /* loops watched, under wd_lock */
-static int wd_running, wd_stop;
+static int wd_running, wd_stop, wd_started;
 static pthread_t wd_thread;
 static struct sigaction wd_old;
 
@@ -114,6 +114,8 @@ static void *watchdog(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&wd_lock);
+	wd_started = 1;
+	pthread_cond_broadcast(&wd_cond);
 	while (!wd_stop) {
 		uint64_t period = UINT64_MAX;
 		struct timespec ts;
@@ -176,8 +178,18 @@ void reap__blocking_start(reap_loop *loop)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIG_SAMPLE, &sa, &wd_old);
 		wd_stop = 0;
-		if (pthread_create(&wd_thread, NULL, watchdog, NULL) == 0)
+		wd_started = 0;
+		if (pthread_create(&wd_thread, NULL, watchdog, NULL) == 0) {
 			wd_running = 1;
+			/* Return once it watches: a step blocking right after
+			 * the create is caught, and a fork() right after it
+			 * never copies a thread still being set up (with some
+			 * sanitizer runtimes, one that holds their allocator's
+			 * lock, which the child's next thread then waits on
+			 * for ever). */
+			while (!wd_started)
+				pthread_cond_wait(&wd_cond, &wd_lock);
+		}
 	}
 	pthread_mutex_unlock(&wd_lock);
 }
@@ -199,7 +211,7 @@ void reap__blocking_stop(reap_loop *loop)
 		wd_stop = 1;
 		wd_running = 0;
 		join = 1;
-		pthread_cond_signal(&wd_cond);
+		pthread_cond_broadcast(&wd_cond);
 	}
 	pthread_mutex_unlock(&wd_lock);
 	if (join) {
