@@ -437,7 +437,8 @@ typedef struct reap_mgr_ns reap_mgr_ns;
  * proxy owned by s (NULL: the current scope). Opening a shared object
  * takes a hold on it; closing the proxy releases the hold.
  * Errors: -EEXIST (REAP_MGR_EXCL), -ENOENT (REAP_MGR_NOCREATE),
- * -EMEDIUMTYPE (the key exists with another type), -EINVAL (a bad key
+ * -EMEDIUMTYPE (the key exists as another kind: a dict is not a
+ * namespace, a list not a queue, a var not a counter), -EINVAL (a bad key
  * or option), the connection's errors, -ENOMEM. Nothing is left on
  * failure. Ownership: s owns the proxy; the client must stay open while
  * the proxy is used (after the client closes, calls fail with -ENOTCONN

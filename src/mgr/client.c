@@ -1553,28 +1553,6 @@ static int proxy_close(void *arg, const reap_error *inflight)
 }
 
 /* TYPE key: the type's name into buf ("none" if missing). */
-static int key_type(reap_mgr_client *c, const obj *o, char *buf, size_t cap)
-{
-	reap_mgr_value r;
-	size_t mark;
-	int rc = REQ(c, &mark, 2, "TYPE");
-
-	if (rc < 0)
-		return rc;
-	rc = out_bulk(c, o->key, o->klen);
-	if ((rc = finish(c, mark, rc, K_RAW, &r, 0, NULL, NULL, 0, 0)) < 0)
-		return rc;
-	if (r.type != REAP_MGR_T_BYTES) {
-		seterr(c, "TYPE failed: %s",
-		       r.type == REAP_MGR_T_ERROR ? (const char *)r.bytes.p : "?");
-		reap_mgr_value_free(&r);
-		return -EPROTO;
-	}
-	snprintf(buf, cap, "%s", (const char *)r.bytes.p);
-	reap_mgr_value_free(&r);
-	return 0;
-}
-
 static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		    const reap_mgr_obj_opts *opts, const char *ctype,
 		    const char *tname, const char *arg, size_t arglen,
@@ -1584,7 +1562,7 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 	const reap_mgr_obj_opts *op = opts != NULL ? opts : &defaults;
 	size_t klen = strlen(key), mark;
 	reap_cleanup *h;
-	char t[32], where[256];
+	char where[256];
 	bool was = c->batching;
 	obj *o;
 	int rc = 0, wl;
@@ -1643,31 +1621,26 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 				goto fail;
 			}
 		}
-		/* It exists (or should): check its type, then hold it. */
-		if ((rc = key_type(c, o, t, sizeof t)) < 0)
+		/* It exists (or should): hold it as the kind asked for; the
+		 * manager checks the kind and takes the hold in one step. */
+		if ((rc = REQ(c, &mark, 3, "REAP.HOLD")) < 0)
 			goto fail;
-		if (strcmp(t, "none") == 0) {
-			if (op->flags & REAP_MGR_NOCREATE) {
-				seterr(c, "no object '%s'", key);
-				rc = -ENOENT;
-				goto fail;
-			}
-			continue; /* deleted meanwhile: create it */
-		}
-		if (strcmp(t, tname) != 0) {
-			seterr(c, "'%s' is a %s, not a %s", key, t, tname);
-			rc = -EMEDIUMTYPE;
-			goto fail;
-		}
-		if ((rc = REQ(c, &mark, 2, "REAP.HOLD")) < 0)
-			goto fail;
-		rc = out_bulk(c, key, klen);
+		if ((rc = out_bulk(c, key, klen)) == 0)
+			rc = out_str(c, ctype);
 		rc = finish(c, mark, rc, K_HOLD, NULL, 0, NULL, NULL, 0, 0);
 		if (rc == 0 || rc == 1) {
 			/* 1: not a shared object, nothing to hold */
 			o->held = rc == 0;
 			rc = 0;
 			goto done;
+		}
+		if (rc == -EMEDIUMTYPE) {
+			const char *m = strstr(c->err, "holds a ");
+			char why[96];
+
+			snprintf(why, sizeof why, "%s", m != NULL ? m : "is of another kind");
+			seterr(c, "'%s' %s", key, why);
+			goto fail;
 		}
 		if (rc != -ENOENT)
 			goto fail;

@@ -66,7 +66,8 @@
  *                          it stays when emptied. SITE: where the
  *                          creator made it ("file:line in func", kept
  *                          up to 256 bytes), shown by REAP.OBJECTS.
- *   REAP.HOLD key          shared objects: take a hold; :holds (total)
+ *   REAP.HOLD key [kind]   shared objects: take a hold; :holds (total);
+ *                          with kind, WRONGTYPE unless the key is one
  *   REAP.RELEASE key       drop a hold; :holds left (0: deleted)
  *   REAP.LOCK key [timeout]     +OK, or +OWNERDIED when the previous
  *                          holder closed while holding (told once);
@@ -203,7 +204,7 @@ struct holds {
 struct obj {
 	struct node nd; /* key inline after the struct */
 	uint8_t type, life;
-	bool reapmade;
+	bool reapmade;           /* by REAP.CREATE (not since overwritten) */
 	const char *kind;        /* as REAP.CREATE named it, or type_name */
 	reap__mgr_sess *owner;   /* session lifetime */
 	struct holds holds;      /* shared lifetime */
@@ -1280,6 +1281,7 @@ static void commit_string(reap__mgr_db *db, struct obj *o, char *p, size_t n,
 		payload_free(db, o);
 		o->type = T_STRING;
 		o->kind = type_name[T_STRING];
+		o->reapmade = false; /* plain data now */
 	} else {
 		reap_free(o->u.str.p);
 	}
@@ -2254,14 +2256,43 @@ fail:
 	return rc;
 }
 
+/* Whether o can be used as an object of kinds[ki]: made as one, or made
+ * by plain Redis commands with the same representation (a hash from
+ * HSET opens as a dict or a namespace; a dict made as a dict does not
+ * open as a namespace, nor a var as a counter). */
+static bool kind_fits(const struct obj *o, int ki)
+{
+	if (o->type != kinds[ki].type)
+		return false;
+	return !o->reapmade || strcmp(o->kind, kinds[ki].name) == 0;
+}
+
+/* REAP.HOLD key [kind]: with kind, the object must be one (kind_fits),
+ * checked with the hold in one step. */
 static int cmd_reap_hold(cx *c)
 {
 	struct obj *o;
 	struct hold *h;
-	int rc = err_lookup(c, &c->argv[1], -1, &o);
+	int ki = -1, rc;
 
-	if (rc)
+	if (c->argc > 3)
+		return err_arity(c);
+	if (c->argc == 3) {
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (reap__resp_arg_is(&c->argv[2], kinds[i].name))
+				ki = (int)i;
+		if (ki < 0)
+			return err(c, "unknown object type");
+	}
+	if ((rc = err_lookup(c, &c->argv[1], -1, &o)))
 		return WRONG(rc);
+	if (ki >= 0 && !kind_fits(o, ki)) {
+		char m[96];
+
+		snprintf(m, sizeof m, "-WRONGTYPE the key holds a %s, not a %s",
+			 o->kind, kinds[ki].name);
+		return err(c, m);
+	}
 	if (o->life != L_SHARED)
 		return err(c, "object is not shared");
 	TRY(reap__resp_reserve(c->out, SMALL_REPLY));
@@ -2686,7 +2717,7 @@ static const struct cmd cmds[] = {
 	C("flushall", -1, cmd_flushall),
 	R("type", 2, cmd_type, 1, 1),
 	C("reap.create", -4, cmd_reap_create),
-	C("reap.hold", 2, cmd_reap_hold),
+	C("reap.hold", -2, cmd_reap_hold),
 	C("reap.release", 2, cmd_reap_release),
 	C("reap.lock", -2, cmd_reap_lock),
 	C("reap.unlock", 2, cmd_reap_unlock),

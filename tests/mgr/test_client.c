@@ -295,10 +295,10 @@ TEST(lists_and_queues)
 	ASSERT_EQ_INT(got.i, 4);
 	ASSERT_OK(reap_mgr_list_shift(l, &got));
 	ASSERT_EQ_INT(got.i, 0);
-	/* A queue is a list under another name: the type check says so. */
+	/* The kind is checked: a list is not a dict. */
 	ASSERT_EQ_INT(reap_mgr_dict_open(s, c, "l", NULL, &(reap_mgr_dict *){0}),
 		      -EMEDIUMTYPE);
-	ASSERT_CONTAINS(reap_mgr_client_error(c), "'l' is a list, not a hash");
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'l' holds a list, not a dict");
 	ASSERT_OK(reap_mgr_queue_open(s, c, "q", NULL, &q));
 	ASSERT_OK(reap_mgr_queue_put(q, reap_mgr_str("job")));
 	ASSERT_OK(reap_mgr_queue_get(q, &got, IN(SEC)));
@@ -311,6 +311,61 @@ TEST(lists_and_queues)
 	ASSERT_GE_INT(reap_now_ns() - t0, SEC / 5);
 	ASSERT_OK(reap_mgr_queue_len(q, &n));
 	ASSERT_EQ_SIZE(n, 0);
+	ASSERT_OK(reap_scope_close(s));
+	END();
+}
+
+/* Kinds that share a representation stay apart: a dict does not open
+ * as a namespace, a list as a queue, a var as a counter (nor the other
+ * way), and the refused open takes no hold. Data made by plain Redis
+ * commands opens as any kind of its representation. */
+TEST(open_checks_the_kind)
+{
+	reap_mgr_client *c;
+	reap_mgr *m;
+	reap_scope *s, *in;
+	void *p;
+
+	BEGIN();
+	s = setup(&m, &c, NULL);
+	ASSERT_OK(reap_scope_open(s, &in));
+	ASSERT_OK(reap_mgr_dict_open(in, c, "d", NULL, &(reap_mgr_dict *){0}));
+	ASSERT_OK(reap_mgr_ns_open(in, c, "n", NULL, &(reap_mgr_ns *){0}));
+	ASSERT_OK(reap_mgr_list_open(in, c, "l", NULL, &(reap_mgr_list *){0}));
+	ASSERT_OK(reap_mgr_queue_open(in, c, "q", NULL, &(reap_mgr_queue *){0}));
+	ASSERT_OK(reap_mgr_counter_open(in, c, "k", NULL, &(reap_mgr_counter *){0}));
+	ASSERT_OK(reap_mgr_var_open(in, c, "v", NULL, &(reap_mgr_var *){0}));
+	ASSERT_EQ_INT(reap_mgr_ns_open(in, c, "d", NULL, (reap_mgr_ns **)&p), -EMEDIUMTYPE);
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'d' holds a dict, not a namespace");
+	ASSERT_EQ_INT(reap_mgr_dict_open(in, c, "n", NULL, (reap_mgr_dict **)&p), -EMEDIUMTYPE);
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'n' holds a namespace, not a dict");
+	ASSERT_EQ_INT(reap_mgr_queue_open(in, c, "l", NULL, (reap_mgr_queue **)&p), -EMEDIUMTYPE);
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'l' holds a list, not a queue");
+	ASSERT_EQ_INT(reap_mgr_list_open(in, c, "q", NULL, (reap_mgr_list **)&p), -EMEDIUMTYPE);
+	ASSERT_EQ_INT(reap_mgr_counter_open(in, c, "v", NULL, (reap_mgr_counter **)&p), -EMEDIUMTYPE);
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'v' holds a value, not a counter");
+	ASSERT_EQ_INT(reap_mgr_var_open(in, c, "k", NULL, (reap_mgr_var **)&p), -EMEDIUMTYPE);
+	ASSERT_EQ_INT(reap_mgr_lock_open(in, c, "d", NULL, (reap_mgr_lock **)&p), -EMEDIUMTYPE);
+	ASSERT_CONTAINS(reap_mgr_client_error(c), "'d' holds a dict, not a lock");
+	/* NOCREATE reports the kind too, not only the absence. */
+	ASSERT_EQ_INT(reap_mgr_ns_open(in, c, "d", &(reap_mgr_obj_opts){.flags = REAP_MGR_NOCREATE},
+				       (reap_mgr_ns **)&p), -EMEDIUMTYPE);
+	/* Plain Redis data: a hash, a list and a string. */
+	ASSERT_EQ_INT(raw_int(c, 4, (const char *[]){"HSET", "h", "f", "1"}), 1);
+	ASSERT_EQ_INT(raw_int(c, 3, (const char *[]){"RPUSH", "r", "x"}), 1);
+	ASSERT_EQ_INT(raw_int(c, 3, (const char *[]){"INCRBY", "i", "5"}), 5);
+	ASSERT_OK(reap_mgr_dict_open(in, c, "h", NULL, &(reap_mgr_dict *){0}));
+	ASSERT_OK(reap_mgr_ns_open(in, c, "h", NULL, &(reap_mgr_ns *){0}));
+	ASSERT_OK(reap_mgr_list_open(in, c, "r", NULL, &(reap_mgr_list *){0}));
+	ASSERT_OK(reap_mgr_queue_open(in, c, "r", NULL, &(reap_mgr_queue *){0}));
+	ASSERT_OK(reap_mgr_counter_open(in, c, "i", NULL, &(reap_mgr_counter *){0}));
+	ASSERT_OK(reap_mgr_var_open(in, c, "i", NULL, &(reap_mgr_var *){0}));
+	ASSERT_EQ_INT(reap_mgr_lock_open(in, c, "h", NULL, (reap_mgr_lock **)&p), -EMEDIUMTYPE);
+	ASSERT_EQ_INT(dbsize(c), 9);
+	/* The shared objects made here go with their last hold: a refused
+	 * open that had taken one would keep its key. The plain keys stay. */
+	ASSERT_OK(reap_scope_close(in));
+	ASSERT_EQ_INT(dbsize(c), 3);
 	ASSERT_OK(reap_scope_close(s));
 	END();
 }

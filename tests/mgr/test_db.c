@@ -664,6 +664,30 @@ TEST(reap_create_errors)
 	EXPECT(s, "LPOP q", "$-1\r\n");
 	EXPECT(s, "REAP.HOLD q", "-ERR object is not shared\r\n");
 	EXPECT(s, "REAP.HOLD nope", "-ERR no such key\r\n");
+	/* With a kind: checked before anything else, kinds that share a
+	 * representation apart; plain data fits any kind of its own. */
+	EXPECT(s, "REAP.HOLD q list",
+	       "-WRONGTYPE the key holds a queue, not a list\r\n");
+	EXPECT(s, "REAP.HOLD q queue", "-ERR object is not shared\r\n");
+	EXPECT(s, "REAP.HOLD c value",
+	       "-WRONGTYPE the key holds a counter, not a value\r\n");
+	EXPECT(s, "REAP.HOLD q bogus", "-ERR unknown object type\r\n");
+	EXPECT(s, "REAP.HOLD q queue x",
+	       "-ERR wrong number of arguments for 'reap.hold' command\r\n");
+	EXPECT(s, "REAP.CREATE dict sd shared", "+OK\r\n");
+	EXPECT(s, "REAP.HOLD sd namespace",
+	       "-WRONGTYPE the key holds a dict, not a namespace\r\n");
+	EXPECT(s, "REAP.HOLD sd dict", ":2\r\n");
+	EXPECT(s, "HSET plain f v", ":1\r\n");
+	EXPECT(s, "REAP.HOLD plain namespace", "-ERR object is not shared\r\n");
+	EXPECT(s, "REAP.HOLD plain list",
+	       "-WRONGTYPE the key holds a hash, not a list\r\n");
+	/* overwritten by SET: plain data, whatever it was made as */
+	EXPECT(s, "SET sd 5", "+OK\r\n");
+	EXPECT(s, "REAP.HOLD sd dict",
+	       "-WRONGTYPE the key holds a string, not a dict\r\n");
+	EXPECT(s, "REAP.HOLD sd counter", ":3\r\n");
+	EXPECT(s, "REAP.HOLD c counter", "-ERR object is not shared\r\n");
 	EXPECT(s, "REAP.LOCK q",
 	       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
 	reap__mgr_sess_close(db, s);
