@@ -792,8 +792,20 @@ typedef int (*swept_fn)(reap_scope *t, const char *addr, reap_mgr_client *c,
 static int sweep(const char *addr, int connect, swept_fn call,
 		 void (*check)(void *out))
 {
+	reap_mgr_client *obs;
+	reap_scope *os;
 	int failures = 0;
 
+	/* Start from an empty manager: the last sweep's objects go with
+	 * its client's session, which the manager closes when it sees the
+	 * disconnect. */
+	ASSERT_OK(reap_scope_open(NULL, &os));
+	ASSERT_OK(reap_mgr_connect(os, addr, NULL, &obs));
+	for (int i = 0; dbsize(obs) != 0; i++) {
+		ASSERT_LT_INT(i, 5000);
+		reap_sleep(1000000);
+	}
+	ASSERT_OK(reap_scope_close(os));
 	for (long n = 1;; n++) {
 		reap_mgr_client *c = NULL;
 		struct test_snap snap;
@@ -825,6 +837,23 @@ static int sweep(const char *addr, int connect, swept_fn call,
 				  rc, reap_errname(rc));
 		ASSERT_EQ_PTR(out, SENTINEL);
 		ASSERT_UNCHANGED(snap);
+		/* Nothing left in the manager either: no object and no hold
+		 * made by the failed call. (A failure that cost the connection
+		 * leaves nothing there by construction: the session, and all
+		 * it made or held, ends with it.) */
+		if (c != NULL) {
+			reap_mgr_value r;
+
+			if (reap_mgr_command(c, &r, 1, (const char *[]){"DBSIZE"},
+					     NULL) == 0) {
+				ASSERT_EQ_INT(r.type, REAP_MGR_T_INT);
+				if (r.i != 0)
+					test_fail(__FILE__, __LINE__, "n=%ld: the failed "
+						  "call left %lld keys in the manager",
+						  n, (long long)r.i);
+				reap_mgr_value_free(&r);
+			}
+		}
 		ASSERT_OK(reap_scope_close(t));
 		failures++;
 	}
