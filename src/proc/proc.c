@@ -13,7 +13,8 @@
  * ends, the kernel closes the write end, and end-of-file on the pipe
  * sends the child SIGKILL. The race between fork and arming is closed by
  * polling the pipe once armed: a parent that died in between has already
- * left it at end of file, and the child exits. The lifeline survives
+ * left it at end of file, and the child kills itself with SIGKILL (with
+ * another death signal, it exits with 127). The lifeline survives
  * exec as one extra descriptor of the program (never 0-2), so an argv
  * child is covered too, as long as it does not close that descriptor.
  *
@@ -126,6 +127,7 @@ static REAP_NORETURN void child_fail(int fd, int err)
 /* In the child: hold on to the lifeline (see above). */
 static void arm_lifeline(struct request *r, int efd)
 {
+	int sig = r->o->death_signal ? r->o->death_signal : SIGKILL;
 	struct pollfd pfd;
 	int lf = r->life[0];
 
@@ -138,14 +140,21 @@ static void arm_lifeline(struct request *r, int efd)
 		close(r->life[0]);
 	}
 	if (fcntl(lf, F_SETOWN, getpid()) != 0 ||
-	    fcntl(lf, F_SETSIG, r->o->death_signal ? r->o->death_signal : SIGKILL) != 0 ||
+	    fcntl(lf, F_SETSIG, sig) != 0 ||
 	    fcntl(lf, F_SETFL, O_ASYNC) != 0)
 		child_fail(efd, errno);
 	/* The parent may have died before O_ASYNC was set: then the pipe is
-	 * at end of file already, and no signal will come. */
+	 * at end of file already, and no signal will come. The child ends
+	 * as the signal would have ended it, so that whoever reaps it sees
+	 * one outcome of the parent's death, however early it came. (A
+	 * signal of the program's choice is meant for its handler, not yet
+	 * installed here, and there is nothing to clean up: exit instead.) */
 	pfd = (struct pollfd){lf, POLLIN, 0};
-	if (poll(&pfd, 1, 0) != 0 || getppid() != r->parent)
+	if (poll(&pfd, 1, 0) != 0 || getppid() != r->parent) {
+		if (sig == SIGKILL)
+			kill(getpid(), SIGKILL);
 		_exit(127);
+	}
 	/* An exec'd program keeps it. */
 	if (r->o->argv != NULL && fcntl(lf, F_SETFD, 0) != 0)
 		child_fail(efd, errno);

@@ -121,8 +121,10 @@ static int fn_exit42(reap_scope *root, void *arg)
 		return 1;
 	if (reap_fork_parent() != getppid())
 		return 2;
-	/* Left in the root: closed by the child's exit sequence. */
-	if (reap_defer_fd(root, fd, NULL) != 0)
+	/* Left in the root: closed by the child's exit sequence (on
+	 * purpose, so not a leak to report under the runner's strict
+	 * check). */
+	if (reap_debug_set("") != 0 || reap_defer_fd(root, fd, NULL) != 0)
 		return 3;
 	if (write(fd, "x", 1) != 1)
 		return 4;
@@ -486,6 +488,71 @@ TEST(children_die_when_the_parent_is_killed)
 	END();
 }
 
+/* A parent that dies before its fn child has armed the lifeline: the
+ * child finds the pipe at end of file and ends as the lifeline's signal
+ * would have ended it (SIGKILL), not with some exit status of its own.
+ * An at-fork child hook holds the child back until the middle process,
+ * its parent, is gone: the hooks run before the child arms. */
+static void hold_until_orphaned(void *arg)
+{
+	pid_t parent = (pid_t)(intptr_t)arg; /* may be gone already */
+
+	for (int i = 0; i < 5000 && getppid() == parent; i++)
+		usleep(1000);
+}
+
+static int fn_pause(reap_scope *root, void *arg)
+{
+	(void)root;
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+static int spawn_then_die(void *arg)
+{
+	int fd = *(int *)arg;
+	reap_proc *p;
+	reap_scope *s;
+	pid_t kid;
+
+	if (reap_scope_open(NULL, &s) != 0 ||
+	    reap_atfork(s, NULL, NULL, hold_until_orphaned,
+			(void *)(intptr_t)getpid(), NULL) != 0 ||
+	    reap_proc_spawn(s, OPTS(.fn = fn_pause), &p) != 0)
+		return 1;
+	kid = reap_proc_pid(p);
+	if (write(fd, &kid, sizeof kid) != (ssize_t)sizeof kid)
+		return 2;
+	raise(SIGKILL); /* the parent's death, before the child armed */
+	return 3;
+}
+
+TEST(child_of_a_parent_dead_before_arming_is_killed)
+{
+	int pfd[2], st;
+	pid_t mid, kid = -1;
+	uint64_t t0;
+
+	BEGIN();
+	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	ASSERT_OK(pipe2(pfd, O_CLOEXEC));
+	mid = test_fork(spawn_then_die, &pfd[1]);
+	close(pfd[1]);
+	ASSERT_EQ_INT(read(pfd[0], &kid, sizeof kid), (ssize_t)sizeof kid);
+	close(pfd[0]);
+	ASSERT_EQ_INT(test_wait(mid), 128 + SIGKILL);
+	t0 = reap_now_ns();
+	/* Adopted by us: dead within 1 s of its hook letting it go (the hook
+	 * polls every millisecond). */
+	st = test_wait_adopted(kid, t0, ms(1000));
+	ASSERT_TRUE(WIFSIGNALED(st));
+	ASSERT_EQ_INT(WTERMSIG(st), SIGKILL);
+	ASSERT_OK(prctl(PR_SET_CHILD_SUBREAPER, 0));
+	END();
+}
+
 /* ------------------------------------------------------------------ */
 /* Inside a loop                                                        */
 
@@ -692,15 +759,21 @@ TEST(atfork_hooks_order_and_unregistration)
 static int fn_grandparent(reap_scope *root, void *arg)
 {
 	const char *argv[] = {"sh", "-c", "exit 3", NULL};
-	reap_proc *p;
 	reap_proc_status st;
+	reap_scope *s;
+	reap_proc *p;
+	int rc;
 
+	if (reap_scope_open(root, &s) != 0)
+		return 5;
 	(void)arg;
-	if (reap_proc_spawn(root, OPTS(.argv = argv), &p) != 0)
-		return 1;
-	if (reap_proc_wait(p, REAP_FOREVER, &st) != 0)
-		return 2;
-	return st.code == 3 ? 0 : 4;
+	if (reap_proc_spawn(s, OPTS(.argv = argv), &p) != 0)
+		rc = 1;
+	else if (reap_proc_wait(p, REAP_FOREVER, &st) != 0)
+		rc = 2;
+	else
+		rc = st.code == 3 ? 0 : 4;
+	return reap_scope_close(s) != 0 ? 6 : rc;
 }
 
 TEST(child_spawns_its_own_children)
