@@ -57,12 +57,19 @@ void test_skip(const char *why)
 static char *reports;
 static size_t reports_len;
 
+static pid_t test_pid;
+
 static void capture_report(const char *text, void *ctx)
 {
 	size_t n = strlen(text);
-	char *p = realloc(reports, reports_len + n + 1);
+	char *p;
 
 	(void)ctx;
+	/* A forked child's reports (its leak report at exit above all)
+	 * would die with its copy of the buffer: they go to stderr too. */
+	if (getpid() != test_pid)
+		fputs(text, stderr);
+	p = realloc(reports, reports_len + n + 1);
 	if (p == NULL)
 		return;
 	memcpy(p + reports_len, text, n + 1);
@@ -85,7 +92,14 @@ static int run_here(int i)
 	size_t live;
 
 	current = tests[i].name;
+	test_pid = getpid();
 	reap_set_report_hook(capture_report, NULL);
+	/* Strict leak checks at exit, unless the environment asks for
+	 * something else: a child of reap_proc_spawn's function path (or
+	 * any child that calls exit()) that leaves a resource open exits
+	 * with REAP_LEAK_EXIT_CODE, which the test sees as its status. */
+	if (getenv("REAP_DEBUG") == NULL && reap_debug_set("leaks:strict") != 0)
+		return 1;
 	{
 		/* The process root keeps the first chunk of its cleanup
 		 * stack once it has one; make it exist before the baseline. */

@@ -1003,6 +1003,8 @@ TEST(pool_left_open_at_exit_stops_promptly)
 		for (int i = 0; i < 100; i++)
 			if (reap_pool_submit(p, job_noop, NULL, NULL) < 0)
 				_exit(2);
+		if (reap_debug_set("") != 0) /* left open on purpose */
+			_exit(2);
 		exit(0);
 	}
 	close(fds[1]);
