@@ -289,7 +289,7 @@ struct reap__mgr_db {
 	uint64_t commands, reclaimed;
 	size_t nexpires;  /* objects with a TTL */
 	size_t nblocked;  /* sessions whose command is blocked */
-	void (*ready)(void *ctx);
+	void (*ready)(void *ctx, const char *key, size_t klen);
 	void *ready_ctx;
 	struct tab track;     /* tkeys; empty (no slots) while none */
 	size_t ntracking;     /* sessions with tracking on */
@@ -498,10 +498,16 @@ static size_t ld2str(char *buf, size_t cap, long double v)
 /* ------------------------------------------------------------------ */
 /* Sessions, ties, wakeups                                              */
 
-static void wake(reap__mgr_db *db)
+/* key: what changed, or NULL for anything (see the ready hook). */
+static void wake(reap__mgr_db *db, const char *key, size_t klen)
 {
 	if (db->nblocked && db->ready)
-		db->ready(db->ready_ctx);
+		db->ready(db->ready_ctx, key, klen);
+}
+
+static void wake_obj(reap__mgr_db *db, const struct obj *o)
+{
+	wake(db, o->nd.key, o->nd.klen);
 }
 
 static struct hold *holds_find(struct holds *hs, const reap__mgr_sess *s)
@@ -852,22 +858,22 @@ static void payload_free(reap__mgr_db *db, struct obj *o)
 	case T_LOCK:
 		if (o->u.lock.owner)
 			o->u.lock.owner->ties--;
-		wake(db);
+		wake_obj(db, o);
 		break;
 	case T_SEM:
 		for (uint32_t i = 0; i < o->u.sem.h.n; i++)
 			o->u.sem.h.v[i].s->ties--;
 		reap_free(o->u.sem.h.v);
-		wake(db);
+		wake_obj(db, o);
 		break;
 	case T_EVENT:
-		wake(db);
+		wake_obj(db, o);
 		break;
 	case T_BARRIER:
 		for (uint32_t i = 0; i < o->u.bar.w.n; i++)
 			o->u.bar.w.v[i].s->ties--;
 		reap_free(o->u.bar.w.v);
-		wake(db); /* the waiters' retries find it gone */
+		wake_obj(db, o); /* the waiters' retries find it gone */
 		break;
 	}
 	memset(&o->u, 0, sizeof(o->u));
@@ -1955,7 +1961,7 @@ static int push_generic(cx *c, bool left)
 	if (no)
 		tab_insert(&c->db->keys, &no->nd);
 	touch(c->db, o);
-	wake(c->db);
+	wake(c->db, c->argv[1].p, c->argv[1].len);
 	return reap__resp_int(c->out, (int64_t)d->n);
 fail_copies:
 	while (i-- > 0)
@@ -2411,7 +2417,7 @@ static int cmd_reap_unlock(cx *c)
 	o->u.lock.owner = NULL;
 	c->s->ties--;
 	touch(c->db, o);
-	wake(c->db);
+	wake_obj(c->db, o);
 	return reap__resp_status(c->out, "OK", 2);
 }
 
@@ -2456,7 +2462,7 @@ static int cmd_reap_releasesem(cx *c)
 		holds_remove(&o->u.sem.h, h);
 	o->u.sem.avail++;
 	touch(c->db, o);
-	wake(c->db);
+	wake_obj(c->db, o);
 	return reap__resp_status(c->out, "OK", 2);
 }
 
@@ -2471,7 +2477,7 @@ static int event_set(cx *c, bool v)
 	o->u.ev.set = v;
 	touch(c->db, o);
 	if (v)
-		wake(c->db);
+		wake_obj(c->db, o);
 	return reap__resp_status(c->out, "OK", 2);
 }
 
@@ -2567,7 +2573,7 @@ static int cmd_reap_barrier(cx *c)
 	w->n = 0;
 	o->u.bar.gen++;
 	touch(c->db, o);
-	wake(c->db);
+	wake_obj(c->db, o);
 	return reap__resp_int(c->out, i);
 }
 
@@ -2971,7 +2977,7 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 	reap_free(s->name);
 	reap_free(s);
 	if (woke)
-		wake(db);
+		wake(db, NULL, 0);
 }
 
 void reap__mgr_sess_track(reap__mgr_db *db, reap__mgr_sess *s, bool on,
@@ -3055,7 +3061,8 @@ int reap__mgr_sess_set_name(reap__mgr_sess *s, const char *name, size_t len)
 	return 0;
 }
 
-void reap__mgr_db_set_ready_hook(reap__mgr_db *db, void (*fn)(void *ctx),
+void reap__mgr_db_set_ready_hook(reap__mgr_db *db,
+				 void (*fn)(void *ctx, const char *key, size_t klen),
 				 void *ctx)
 {
 	db->ready = fn;

@@ -98,8 +98,13 @@ int reap__mgr_exec(reap__mgr_db *db, reap__mgr_sess *s, int argc,
 void reap__mgr_db_set_now(reap__mgr_db *db, uint64_t now_ns);
 
 /* Called (from inside exec or sess_close) whenever a change may let a
- * blocked command proceed (a push to a list, a lock released, ...). */
-void reap__mgr_db_set_ready_hook(reap__mgr_db *db, void (*fn)(void *ctx),
+ * blocked command proceed: with the key that changed (a push to a list,
+ * a lock released, an event set, a barrier full, a lock, semaphore,
+ * event or barrier deleted), so that only the commands that name it are
+ * retried; with key NULL when any may proceed (a session closed, which
+ * can release many). */
+void reap__mgr_db_set_ready_hook(reap__mgr_db *db,
+				 void (*fn)(void *ctx, const char *key, size_t klen),
 				 void *ctx);
 
 /*

@@ -14,8 +14,9 @@
  * other clients because of one.
  *
  * A command the store answers with REAP__MGR_BLOCKED keeps its task
- * waiting on the connection's event, which the store's ready hook sets,
- * with the command's deadline; the arguments stay valid meanwhile since
+ * waiting on the connection's event, which the store's ready hook sets
+ * when a key the command names changes (or any session ends), with the
+ * command's deadline; the arguments stay valid meanwhile since
  * nothing is read into the query buffer. The wait wakes every 100 ms to
  * check, with a peek, that the peer is still there.
  *
@@ -88,6 +89,7 @@ struct reap__mgr_server {
 	uint64_t start_ns;
 	_Atomic uint64_t dispatched, accepted, rejected, clients, unauthed;
 	_Atomic uint64_t closed_proto, closed_outbuf, closed_handshake;
+	_Atomic uint64_t retries;
 	uint64_t nblocked;
 };
 
@@ -95,6 +97,8 @@ struct conn {
 	reap__mgr_server *srv;
 	conn *next, *prev;            /* srv->conns */
 	conn *bnext, *bprev;          /* srv->blocked */
+	int bargc;                    /* while blocked: the command, */
+	const reap__resp_arg *bargv;  /* whose keys the ready hook matches */
 	int fd;
 	bool authed, in_blocked;
 	bool idle;                    /* its task waits in conn_serve's wait */
@@ -738,11 +742,25 @@ static int cmd_shutdown(conn *c, int argc, const reap__resp_arg *argv)
 /* ------------------------------------------------------------------ */
 /* Dispatch                                                             */
 
-static void ready_hook(void *ctx)
+/* Does b's blocked command name key? Any argument after the command's
+ * name is compared: a timeout that happens to equal the key costs one
+ * spurious retry, nothing more. */
+static bool names_key(const conn *b, const char *key, size_t klen)
+{
+	for (int i = 1; i < b->bargc; i++)
+		if (b->bargv[i].len == klen && memcmp(b->bargv[i].p, key, klen) == 0)
+			return true;
+	return false;
+}
+
+/* Retry the blocked commands that the change may let proceed: those
+ * that name key, or all (key NULL). A push to one queue wakes the
+ * workers blocked on it, not every blocked client. */
+static void ready_hook(void *ctx, const char *key, size_t klen)
 {
 	reap__mgr_server *srv = ctx;
 	for (conn *b = srv->blocked; b; b = b->bnext)
-		if (b->ev)
+		if (b->ev && (key == NULL || names_key(b, key, klen)))
 			reap_event_set(b->ev);
 }
 
@@ -813,6 +831,8 @@ static int conn_block(conn *c, int argc, const reap__resp_arg *argv,
 	if (c->ev == NULL && (r = reap_event_create(NULL, &c->ev)) < 0)
 		return r;
 	reap_event_clear(c->ev);
+	c->bargc = argc;
+	c->bargv = argv;
 	blocked_add(c);
 	for (;;) {
 		/* the replies before the blocked command go out now */
@@ -844,6 +864,7 @@ static int conn_block(conn *c, int argc, const reap__resp_arg *argv,
 			break;
 		}
 		/* A retry, not a new command: counted once, by dispatch(). */
+		ctr_add(&srv->retries, 1);
 		r = reap__mgr_exec(srv->db, c->sess, argc, argv, timed_out, &c->out, blk);
 		if (r != REAP__MGR_BLOCKED) {
 			ret = r;
@@ -1528,4 +1549,5 @@ void reap__mgr_server_stats_get(const reap__mgr_server *srv,
 	st->closed_proto = ctr_get(&srv->closed_proto);
 	st->closed_outbuf = ctr_get(&srv->closed_outbuf);
 	st->closed_handshake = ctr_get(&srv->closed_handshake);
+	st->retries = ctr_get(&srv->retries);
 }

@@ -102,6 +102,7 @@ typedef struct reap__mgr_server_stats {
 	uint64_t clients;     /* connected now */
 	uint64_t unauthed;    /* of which unauthenticated */
 	uint64_t closed_proto, closed_outbuf, closed_handshake;
+	uint64_t retries;     /* blocked commands run again after a wake */
 } reap__mgr_server_stats;
 void reap__mgr_server_stats_get(const reap__mgr_server *srv,
 				reap__mgr_server_stats *st);

@@ -23,10 +23,16 @@ static char reply[1 << 16];
 static int last_rc;
 static reap__mgr_block last_blk;
 
-static void on_ready(void *ctx)
+static char ready_key[64]; /* the last call's key; "*" for NULL */
+
+static void on_ready(void *ctx, const char *key, size_t klen)
 {
 	(void)ctx;
 	ready_calls++;
+	if (key == NULL)
+		snprintf(ready_key, sizeof ready_key, "*");
+	else
+		snprintf(ready_key, sizeof ready_key, "%.*s", (int)klen, key);
 }
 
 static void db_begin(void)
@@ -581,6 +587,7 @@ TEST(blpop_ready_retry_timeout)
 	ASSERT_EQ_INT(ready_calls, 0);
 	EXPECT(b, "RPUSH q x y", ":2\r\n");
 	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_EQ_STR(ready_key, "q"); /* only the commands naming q retry */
 	EXPECT(a, "BLPOP q 0", "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
 	ASSERT_EQ_INT(last_rc, 0);
 	EXPECT(a, "BRPOP none q 0", "*2\r\n$1\r\nq\r\n$1\r\ny\r\n");
@@ -776,11 +783,13 @@ TEST(lock_owner_died)
 	ASSERT_EQ_SIZE(last_blk.deadline_ns, REAP_FOREVER);
 	EXPECT(a, "REAP.UNLOCK L", "+OK\r\n");
 	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_EQ_STR(ready_key, "L");
 	ASSERT_EQ_STR(xt(c, 0, "REAP.LOCK L"), "+OK\r\n");
 	/* c dies holding it: the next locker learns it, once */
 	EXPECT(a, "REAP.LOCK L", "");
 	reap__mgr_sess_close(db, c);
 	ASSERT_EQ_INT(ready_calls, 2);
+	ASSERT_EQ_STR(ready_key, "*"); /* a session's end may free anything */
 	EXPECT(a, "REAP.LOCK L", "+OWNERDIED\r\n");
 	EXPECT(a, "REAP.UNLOCK L", "+OK\r\n");
 	EXPECT(b, "REAP.LOCK L", "+OK\r\n");
@@ -806,6 +815,7 @@ TEST(semaphore_and_event)
 	EXPECT(b, "REAP.RELEASESEM S", "+OK\r\n");
 	EXPECT(b, "REAP.RELEASESEM S", "-ERR semaphore not held by this session\r\n");
 	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_EQ_STR(ready_key, "S");
 	EXPECT(a, "REAP.ACQUIRE S", "+OK\r\n");
 	EXPECT(b, "REAP.ACQUIRE S", "");
 	reap__mgr_sess_close(db, a); /* gives back 2 permits, marks died */
@@ -820,6 +830,7 @@ TEST(semaphore_and_event)
 	EXPECT(b, "REAP.WAIT E 0", "");
 	EXPECT(a, "REAP.SET E", "+OK\r\n");
 	ASSERT_EQ_INT(ready_calls, 3);
+	ASSERT_EQ_STR(ready_key, "E");
 	EXPECT(b, "REAP.WAIT E 0", "+OK\r\n");
 	EXPECT(a, "REAP.CLEAR E", "+OK\r\n");
 	EXPECT(b, "REAP.WAIT E", "");
@@ -1180,6 +1191,7 @@ TEST(untie_on_delete_overwrite_flush_expiry)
 	EXPECT(b, "REAP.LOCK L", "");
 	EXPECT(a, "DEL L", ":1\r\n"); /* the waiter is woken, finds nothing */
 	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_EQ_STR(ready_key, "L");
 	EXPECT(b, "REAP.LOCK L", "-ERR no such key\r\n");
 	ASSERT_CONTAINS(x(a, "REAP.SESSIONS"), ties0);
 	ASSERT_FALSE(strstr(reply, ":1\r\n$4\r\nties") != NULL);
@@ -1340,6 +1352,7 @@ TEST(barrier_three_sessions)
 	ASSERT_CONTAINS(x(c, "REAP.OBJECTS"), "$5\r\nstate\r\n:2\r\n");
 	EXPECT(c, "REAP.BARRIER B", ":2\r\n");
 	ASSERT_EQ_INT(ready_calls, 1);
+	ASSERT_EQ_STR(ready_key, "B");
 	ASSERT_CONTAINS(x(c, "REAP.OBJECTS"), "$5\r\nstate\r\n:0\r\n");
 	/* the waiters' retries: their arrival order, each once */
 	EXPECT(a, "REAP.BARRIER B", ":0\r\n");

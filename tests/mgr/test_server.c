@@ -648,6 +648,25 @@ TEST(blocked_commands)
 	reap__mgr_server_stats st;
 	reap__mgr_server_stats_get(r.srv, &st);
 	ASSERT_EQ_INT(st.clients, 2);
+	/* Only the commands that name the key are run again: pushes to
+	 * another list wake nobody, and one to q wakes a, not d. */
+	uint64_t retries = st.retries;
+	int d = dial(r.path);
+	puts_(a, "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
+	puts_(d, "*3\r\n$5\r\nBLPOP\r\n$2\r\nq3\r\n$1\r\n0\r\n");
+	ASSERT_EQ_STR(reply(a, 200, NULL), "TIMEOUT");
+	ASSERT_EQ_STR(reply(d, 10, NULL), "TIMEOUT");
+	for (int i = 1; i <= 20; i++) {
+		char want[16];
+
+		snprintf(want, sizeof want, ":%d\r\n", i);
+		ASSERT_EQ_STR(reply((puts_(b, "RPUSH other x\r\n"), b), 2000, NULL), want);
+	}
+	ASSERT_EQ_STR(reply((puts_(b, "RPUSH q y\r\n"), b), 2000, NULL), ":1\r\n");
+	ASSERT_EQ_STR(reply(a, 2000, NULL), "*2\r\n$1\r\nq\r\n$1\r\ny\r\n");
+	reap__mgr_server_stats_get(r.srv, &st);
+	ASSERT_EQ_INT(st.retries, retries + 1);
+	close(d);
 	close(a);
 	close(b);
 	stop(&r);
