@@ -7,6 +7,11 @@
  *       each socket type, -c 1 and -c 8, -P 1 and -P 16, the commands
  *       PING (multibulk), SET, GET, INCR, LPUSH, LPOP, HSET and MSET.
  *
+ *   7a9: RPUSH at -c 1 -P 1 over the Unix socket while PARKED other
+ *       clients are blocked in BLPOP, each on a key of its own: what a
+ *       change costs the clients it does not concern (a worker pool
+ *       waiting on per-worker queues).
+ *
  * Both servers start once, with the same key (reap-manager's key file,
  * redis-server's requirepass), so every connection of either does AUTH;
  * redis-server saves nothing to disk. Each measurement is one
@@ -248,7 +253,8 @@ static void start_servers(void)
 	wait_up("redis-server", NULL, redis_port);
 }
 
-/* One redis-benchmark run of one command: requests per second. */
+/* One redis-benchmark run of one command: requests per second. t is a
+ * -t name, or "cmd:ARGS" for a command of its own. */
 static double run_once(int tcp, int port, const char *sock, int c, int p,
 		       size_t n, const char *t)
 {
@@ -261,9 +267,14 @@ static double run_once(int tcp, int port, const char *sock, int c, int p,
 		snprintf(where, sizeof where, "-h 127.0.0.1 -p %d", port);
 	else
 		snprintf(where, sizeof where, "-s %s", sock);
-	snprintf(cmd, sizeof cmd,
-		 "redis-benchmark %s -a %s -n %zu -c %d -P %d -t %s --csv 2>&1",
-		 where, key, n, c, p, t);
+	if (strncmp(t, "cmd:", 4) == 0)
+		snprintf(cmd, sizeof cmd,
+			 "redis-benchmark %s -a %s -n %zu -c %d -P %d --csv %s 2>&1",
+			 where, key, n, c, p, t + 4);
+	else
+		snprintf(cmd, sizeof cmd,
+			 "redis-benchmark %s -a %s -n %zu -c %d -P %d -t %s --csv 2>&1",
+			 where, key, n, c, p, t);
 	if ((f = popen(cmd, "r")) == NULL)
 		die("popen: %s", strerror(errno));
 	while (len < sizeof out - 1 &&
@@ -288,6 +299,38 @@ static double run_once(int tcp, int port, const char *sock, int c, int p,
 static double median3(double *v)
 {
 	return bench_median(v, RUNS);
+}
+
+#define PARKED 1000
+
+/* Connect n clients to sock, each authenticated (one at a time: the
+ * servers limit unauthenticated connections) and then blocked in BLPOP
+ * on a key of its own; their descriptors go to fds. */
+static void park(const char *sock, int *fds, int n)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char req[256], ok[8];
+
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+	for (int i = 0; i < n; i++) {
+		char k[32];
+		int kl = snprintf(k, sizeof k, "park:%d", i), len;
+		size_t got = 0;
+		ssize_t r;
+
+		len = snprintf(req, sizeof req,
+			       "*2\r\n$4\r\nAUTH\r\n$%zu\r\n%s\r\n"
+			       "*3\r\n$5\r\nBLPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n",
+			       strlen(key), key, kl, k);
+		if ((fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+		    connect(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
+		    write(fds[i], req, (size_t)len) != len)
+			die("parking client %d on %s: %s", i, sock, strerror(errno));
+		while (got < 5 && (r = read(fds[i], ok + got, 5 - got)) > 0)
+			got += (size_t)r;
+		if (got != 5 || memcmp(ok, "+OK\r\n", 5) != 0)
+			die("parking client %d on %s: AUTH failed", i, sock);
+	}
 }
 
 int main(void)
@@ -370,6 +413,32 @@ int main(void)
 			}
 		}
 	}
+	{
+		static int pr[PARKED], pd[PARKED];
+		bench_contender reap = {.name = "reap"};
+		bench_contender redis = {.name = "redis-server"};
+		size_t n = base / 20 < 1000 ? 1000 : base / 20;
+		double a[RUNS], b[RUNS];
+
+		park(reap_sock, pr, PARKED);
+		park(redis_sock, pd, PARKED);
+		for (int r = 0; r < RUNS; r++) {
+			a[r] = run_once(0, 0, reap_sock, 1, 1, n, "cmd:RPUSH jobs x");
+			b[r] = run_once(0, 0, redis_sock, 1, 1, n, "cmd:RPUSH jobs x");
+		}
+		reap.ns = 1e9 / median3(a);
+		redis.ns = 1e9 / median3(b);
+		fprintf(stderr, "7a9  unix  1   1   RPUSH  %7zu %12.0f %12.0f %7.2f"
+				" (%d clients blocked on other keys)\n",
+			n, median3(a), median3(b), median3(a) / median3(b), PARKED);
+		bench_row("7a9", "RPUSH, Unix socket, -c 1 -P 1, while 1000 other "
+				 "clients wait in BLPOP on keys of their own",
+			  &reap, &redis, ">=1");
+		for (int i = 0; i < PARKED; i++) {
+			close(pr[i]);
+			close(pd[i]);
+		}
+	}
 	cleanup();
 	bench_note("7a: redis-benchmark against reap-manager and against "
 		   "redis-server (Debian), both started once with the same key "
@@ -379,7 +448,10 @@ int main(void)
 		   "SET, GET, INCR, LPUSH, LPOP, HSET, MSET (10 keys); each "
 		   "command the median of 3 runs per server, taken in turns; a "
 		   "row is the geometric mean over the 8 commands, so ratio = "
-		   "reap rps / redis rps (target: at least as fast on every row).");
+		   "reap rps / redis rps (target: at least as fast on every row). "
+		   "7a9: RPUSH (redis-benchmark, Unix socket, -c 1 -P 1) while "
+		   "1000 other clients, connected first, wait in BLPOP on keys "
+		   "of their own; median of 3 runs per server, in turns.");
 	if (!any_below)
 		snprintf(note + nl, sizeof note - nl, " none.");
 	else if (note[nl - 1] == ';')

@@ -66,6 +66,8 @@ enum { C_OK = 0, C_CLOSE = 1, C_DROP = 2 };
 
 typedef struct conn conn;
 
+#define WF_SLOTS 16384 /* a power of two */
+
 struct reap__mgr_server {
 	reap__mgr_db *db;
 	reap__mgr_server_opts o;
@@ -85,6 +87,9 @@ struct reap__mgr_server {
 	reap_group *group;
 	conn *conns;           /* every connection */
 	conn *blocked;         /* connections waiting in a blocked command */
+	/* How many blocked commands name a key hashing to each slot (see
+	 * ready_hook): a change to a key no one waits on costs one load. */
+	uint32_t wfilter[WF_SLOTS];
 	uint64_t next_id;
 	uint64_t start_ns;
 	_Atomic uint64_t dispatched, accepted, rejected, clients, unauthed;
@@ -753,12 +758,34 @@ static bool names_key(const conn *b, const char *key, size_t klen)
 	return false;
 }
 
+static uint32_t wf_slot(const char *key, size_t klen)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 32)) & (WF_SLOTS - 1);
+}
+
+/* Count b's command in (d = 1) or out (d = -1) of the filter: every
+ * argument that names_key() compares. */
+static void wf_count(reap__mgr_server *srv, const conn *b, int d)
+{
+	for (int i = 1; i < b->bargc; i++)
+		srv->wfilter[wf_slot(b->bargv[i].p, b->bargv[i].len)] += (uint32_t)d;
+}
+
 /* Retry the blocked commands that the change may let proceed: those
  * that name key, or all (key NULL). A push to one queue wakes the
- * workers blocked on it, not every blocked client. */
+ * workers blocked on it, not every blocked client; a change to a key
+ * that no blocked command names (the filter's slot is 0: no false
+ * negatives, since every blocked command is counted) looks at none. */
 static void ready_hook(void *ctx, const char *key, size_t klen)
 {
 	reap__mgr_server *srv = ctx;
+
+	if (key != NULL && srv->wfilter[wf_slot(key, klen)] == 0)
+		return;
 	for (conn *b = srv->blocked; b; b = b->bnext)
 		if (b->ev && (key == NULL || names_key(b, key, klen)))
 			reap_event_set(b->ev);
@@ -798,6 +825,7 @@ static void blocked_add(conn *c)
 	srv->blocked = c;
 	c->in_blocked = true;
 	srv->nblocked++;
+	wf_count(srv, c, 1);
 }
 
 static void blocked_del(conn *c)
@@ -808,6 +836,7 @@ static void blocked_del(conn *c)
 	LIST_UNLINK(srv->blocked, c, bprev, bnext);
 	c->in_blocked = false;
 	srv->nblocked--;
+	wf_count(srv, c, -1);
 }
 
 /* Is the peer gone? A peek that reads nothing. */
