@@ -917,9 +917,22 @@ static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
 	int r;
 
 	{
-		/* as sent: CLIENT LIST lowers it, off the hot path */
-		size_t n = cmd->len < sizeof c->lastcmd - 1 ? cmd->len : sizeof c->lastcmd - 1;
+		/* as sent: CLIENT LIST lowers it, off the hot path. A
+		 * container command is named with its subcommand, as Redis
+		 * 7 does ("client|list"). */
+		size_t cap = sizeof c->lastcmd - 1;
+		size_t n = cmd->len < cap ? cmd->len : cap;
+
 		memcpy(c->lastcmd, cmd->p, n);
+		if (argc >= 2 && n < cap && (cmd->p[0] | 0x20) == 'c' &&
+		    (reap__resp_arg_is(cmd, "client") || reap__resp_arg_is(cmd, "config") ||
+		     reap__resp_arg_is(cmd, "command"))) {
+			size_t m = argv[1].len < cap - n - 1 ? argv[1].len : cap - n - 1;
+
+			c->lastcmd[n++] = '|';
+			memcpy(c->lastcmd + n, argv[1].p, m);
+			n += m;
+		}
 		c->lastcmd[n] = 0;
 	}
 	/* The commands allowed before authentication, then the

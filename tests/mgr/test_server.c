@@ -874,6 +874,25 @@ TEST(barrier_over_sockets)
 
 /* Invalidations reach a connection that sits idle, waiting for input;
  * once per read; not after OFF; not in RESP2. */
+/* CLIENT LIST names a container command with its subcommand, as Redis 7
+ * does: "cmd=client|list" for the caller, "cmd=config|get" for a client
+ * whose last command was CONFIG GET; a plain command by its name. */
+TEST(client_list_names_subcommands)
+{
+	running r;
+	reap__mgr_server_opts o = {0};
+	start(&r, &o);
+	int a = dial(r.path), b = dial(r.path);
+	ASSERT_CONTAINS(cmd_reply(a, "CONFIG GET save"), "save");
+	ASSERT_CONTAINS(cmd_reply(b, "CLIENT LIST"), "cmd=config|get ");
+	ASSERT_CONTAINS(cmd_reply(b, "CLIENT LIST"), "cmd=client|list ");
+	ASSERT_EQ_STR(cmd_reply(a, "PING"), "+PONG\r\n");
+	ASSERT_CONTAINS(cmd_reply(b, "CLIENT LIST"), "cmd=ping ");
+	close(a);
+	close(b);
+	stop(&r);
+}
+
 TEST(tracking_push_to_idle_client)
 {
 	running r;
