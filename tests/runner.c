@@ -303,6 +303,8 @@ long test_fault_disarm(void)
 	return seen;
 }
 
+int test_fds_at_start;
+
 int test_fd_count(void)
 {
 	DIR *d = opendir("/proc/self/fd");

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include "reap.h"
 
@@ -147,6 +148,17 @@ long test_fault_disarm(void);
 
 /* Descriptors open in this process (for tests that check none leaks). */
 int test_fd_count(void);
+
+/* For tests that start processes: TEST_PROCS_BEGIN() notes the open
+ * descriptors; TEST_PROCS_END() asserts that no child is left to reap
+ * and that no descriptor leaked. */
+extern int test_fds_at_start;
+#define TEST_PROCS_BEGIN() (test_fds_at_start = test_fd_count())
+#define TEST_PROCS_END()                                                    \
+	do {                                                                \
+		ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);              \
+		ASSERT_EQ_INT(test_fd_count(), test_fds_at_start);          \
+	} while (0)
 
 /* Fork a child that runs fn(arg) and _exit()s with its result, or with
  * TEST_CHILD_LEAKED (after printing its ledger) if fn returned with any

@@ -14,14 +14,6 @@
 
 #include "../runner.h"
 
-static int fds_at_start;
-#define BEGIN() (fds_at_start = test_fd_count())
-#define END()                                                   \
-	do {                                                    \
-		ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);  \
-		ASSERT_EQ_INT(test_fd_count(), fds_at_start);   \
-	} while (0)
-
 #define SEC 1000000000ull
 #define IN(ns) (reap_now_ns() + (ns))
 
@@ -67,7 +59,7 @@ TEST(dict_typed_roundtrip)
 	size_t n;
 	int64_t now;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_GT_INT(reap_mgr_client_id(c), 0);
 	ASSERT_OK(reap_mgr_dict_open(s, c, "cfg", NULL, &d));
@@ -122,7 +114,7 @@ TEST(dict_typed_roundtrip)
 	ASSERT_EQ_SIZE(got.array.n, 5);
 	reap_mgr_value_free(&got);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A user type: a point, encoded as "x,y"; refuses negative x. */
@@ -184,7 +176,7 @@ TEST(bad_values_fail_at_the_call)
 	reap_scope *s;
 	size_t n;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &d));
 	ASSERT_OK(reap_mgr_dict_set(d, "ok", reap_mgr_int(1)));
@@ -222,7 +214,7 @@ TEST(bad_values_fail_at_the_call)
 	ASSERT_EQ_SIZE(n, 1);
 	ASSERT_EQ_INT(reap_mgr_dict_get(d, "k", &got), -ENOENT);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(user_codec_roundtrip)
@@ -235,7 +227,7 @@ TEST(user_codec_roundtrip)
 	reap_scope *s;
 	const struct point *p;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	frees = 0;
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_codec_add(c, &point_codec));
@@ -264,7 +256,7 @@ TEST(user_codec_roundtrip)
 	ASSERT_CONTAINS(reap_mgr_client_error(c2), "no codec registered for user type 'point'");
 	ASSERT_EQ_INT(got.type, REAP_MGR_T_NIL);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(lists_and_queues)
@@ -278,7 +270,7 @@ TEST(lists_and_queues)
 	uint64_t t0;
 	size_t n;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_list_open(s, c, "l", NULL, &l));
 	for (int i = 0; i < 5; i++)
@@ -312,7 +304,7 @@ TEST(lists_and_queues)
 	ASSERT_OK(reap_mgr_queue_len(q, &n));
 	ASSERT_EQ_SIZE(n, 0);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* Kinds that share a representation stay apart: a dict does not open
@@ -326,7 +318,7 @@ TEST(open_checks_the_kind)
 	reap_scope *s, *in;
 	void *p;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_scope_open(s, &in));
 	ASSERT_OK(reap_mgr_dict_open(in, c, "d", NULL, &(reap_mgr_dict *){0}));
@@ -367,7 +359,7 @@ TEST(open_checks_the_kind)
 	ASSERT_OK(reap_scope_close(in));
 	ASSERT_EQ_INT(dbsize(c), 3);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A child that connects, puts one item after 100 ms, and exits. */
@@ -401,7 +393,7 @@ TEST(queue_get_waits_for_another_process)
 	reap_scope *s;
 	pid_t pid;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_queue_open(s, c, "q", NULL, &q));
 	child_addr = reap_mgr_address(m);
@@ -410,7 +402,7 @@ TEST(queue_get_waits_for_another_process)
 	ASSERT_EQ_INT(got.i, 99);
 	ASSERT_EQ_INT(test_wait(pid), 0);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(counters_and_vars)
@@ -423,7 +415,7 @@ TEST(counters_and_vars)
 	reap_scope *s;
 	int64_t now;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_counter_open(s, c, "k", &(reap_mgr_obj_opts){.init = 10}, &k));
 	ASSERT_OK(reap_mgr_counter_add(k, 5, &now));
@@ -446,7 +438,7 @@ TEST(counters_and_vars)
 	ASSERT_OK(reap_mgr_var_get(x, &got));
 	ASSERT_TRUE(got.d == 1e300);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(open_flags_and_lifetimes)
@@ -456,7 +448,7 @@ TEST(open_flags_and_lifetimes)
 	reap_scope *s, *s2, *inner;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_scope_open(NULL, &s2));
 	ASSERT_OK(reap_mgr_connect(s2, reap_mgr_address(m), NULL, &c2));
@@ -493,7 +485,7 @@ TEST(open_flags_and_lifetimes)
 		usleep(10000);
 	ASSERT_EQ_INT(dbsize(c2), 0);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A child that takes the lock "L" and is then killed holding it. */
@@ -520,7 +512,7 @@ TEST(locks_semaphores_events)
 	reap_mgr *m;
 	reap_scope *s;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_connect(s, reap_mgr_address(m), NULL, &c2));
 	ASSERT_OK(reap_mgr_lock_open(s, c, "L", NULL, &l));
@@ -554,7 +546,7 @@ TEST(locks_semaphores_events)
 	ASSERT_OK(reap_mgr_event_clear(e));
 	ASSERT_EQ_INT(reap_mgr_event_wait(e, 0), -ETIMEDOUT);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(batches_and_pipelining)
@@ -570,7 +562,7 @@ TEST(batches_and_pipelining)
 	size_t failed, n = 0;
 	int64_t sum = 0;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &d));
 	ASSERT_OK(reap_mgr_list_open(s, c, "l", NULL, &l));
@@ -637,7 +629,7 @@ TEST(batches_and_pipelining)
 	ASSERT_EQ_INT(got[2].type, REAP_MGR_T_NIL);
 	ASSERT_EQ_INT(got[3].i, 20);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* The manager SIGKILLed: calls fail within 1 s, never hang. */
@@ -661,7 +653,7 @@ TEST(manager_killed_calls_fail_fast)
 	uint64_t t0;
 	int rc;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_queue_open(s, c, "q", NULL, &q));
 	victim = m;
@@ -679,7 +671,7 @@ TEST(manager_killed_calls_fail_fast)
 	/* the manager's scope reports it died by SIGKILL; that is expected */
 	reap_scope_close(s);
 	test_reports_clear();
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(auth_and_bad_addresses)
@@ -692,7 +684,7 @@ TEST(auth_and_bad_addresses)
 	reap_mgr *m;
 	char addr[300];
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, &(reap_mgr_opts){.key = key, .key_len = 16}, &m));
 	ASSERT_EQ_INT(reap_mgr_connect(s, reap_mgr_address(m), &bad, &c), -EACCES);
@@ -712,7 +704,7 @@ TEST(auth_and_bad_addresses)
 	ASSERT_EQ_INT(reap_mgr_connect(s, reap_mgr_address(m), &(reap_mgr_client_opts){
 				.key = key, .key_len = 16, .name = "has space"}, &c), -EINVAL);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* In a loop task, calls suspend the task, not the loop. */
@@ -758,14 +750,14 @@ TEST(client_in_a_loop_task)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ticks = 0;
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	ASSERT_OK(reap_loop_create(s, &loop));
 	ASSERT_OK(reap_loop_run(loop, task_main, (void *)reap_mgr_address(m), NULL));
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 static void nop_cleanup(void *arg)
@@ -958,12 +950,12 @@ TEST(oom_sweep_connect)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	ASSERT_GE_INT(sweep(reap_mgr_address(m), 0, swept_connect, check_connect), 1);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(oom_sweep_codec_add)
@@ -971,13 +963,13 @@ TEST(oom_sweep_codec_add)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_codec_add,
 			    check_codec_add), 1);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* The open calls share one implementation: dict_open without options,
@@ -987,7 +979,7 @@ TEST(oom_sweep_open)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_dict_open,
@@ -996,7 +988,7 @@ TEST(oom_sweep_open)
 			    check_counter_open), 1);
 	ASSERT_GE_INT(sweep(reap_mgr_address(m), 1, swept_barrier_open, NULL), 1);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A child at the barrier: exits with its index (or 100 + error). */
@@ -1033,7 +1025,7 @@ TEST(barriers_and_namespaces)
 	int seen = 0;
 	pid_t p[2];
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_EQ_INT(reap_mgr_barrier_open(s, c, "B", NULL, &b), -EINVAL);
 	ASSERT_OK(reap_mgr_barrier_open(s, c, "B", &(reap_mgr_obj_opts){.n = 3}, &b));
@@ -1065,7 +1057,7 @@ TEST(barriers_and_namespaces)
 	ASSERT_EQ_STR((const char *)got.bytes.p, "fast");
 	reap_mgr_value_free(&got);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* The manager's count of commands processed (INFO), through c. */
@@ -1093,7 +1085,7 @@ TEST(cache_serves_reads_and_is_invalidated)
 	reap_scope *s;
 	long long before;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, &(reap_mgr_client_opts){.cache = true, .cache_sync_ns = 60 * SEC});
 	ASSERT_OK(reap_mgr_connect(s, reap_mgr_address(m), NULL, &w));
 	ASSERT_OK(reap_mgr_connect(s, reap_mgr_address(m), NULL, &obs));
@@ -1140,7 +1132,7 @@ TEST(cache_serves_reads_and_is_invalidated)
 		usleep(1000);
 	ASSERT_EQ_INT(reap_mgr_dict_get(d, "k", &got), -ENOENT);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(cache_periodic_sync)
@@ -1152,7 +1144,7 @@ TEST(cache_periodic_sync)
 	reap_scope *s;
 	long long before;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, &(reap_mgr_client_opts){.cache = true,
 						  .cache_sync_ns = SEC / 10});
 	ASSERT_OK(reap_mgr_connect(s, reap_mgr_address(m), NULL, &obs));
@@ -1167,7 +1159,7 @@ TEST(cache_periodic_sync)
 	ASSERT_EQ_INT(got.i, 1);
 	ASSERT_EQ_INT(commands(obs), before + 3);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A forked child must not use its parent's client: the socket is shared,
@@ -1197,7 +1189,7 @@ TEST(forked_child_cannot_use_parent_client)
 	reap_mgr *m;
 	reap_scope *s;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, &(reap_mgr_client_opts){.cache = true});
 	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &parent_dict));
 	ASSERT_OK(reap_mgr_dict_set(parent_dict, "k", reap_mgr_int(1)));
@@ -1209,7 +1201,7 @@ TEST(forked_child_cannot_use_parent_client)
 	ASSERT_EQ_INT(v.i, 1);
 	ASSERT_EQ_INT(dbsize(c), 1);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(objects_show_the_creators_line)
@@ -1222,7 +1214,7 @@ TEST(objects_show_the_creators_line)
 	char want[64];
 	int line;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, &(reap_mgr_client_opts){.name = "maker"});
 	line = __LINE__ + 1;
 	ASSERT_OK(reap_mgr_dict_open(s, c, "d", NULL, &d));
@@ -1240,7 +1232,7 @@ TEST(objects_show_the_creators_line)
 	}
 	reap_mgr_value_free(&r);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A blocking call in a batch may take its own deadline, beyond the
@@ -1255,7 +1247,7 @@ TEST(blocking_call_in_a_batch_uses_its_deadline)
 	size_t failed;
 	uint64_t t0;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, &(reap_mgr_client_opts){.timeout_ns = SEC / 10});
 	ASSERT_OK(reap_mgr_queue_open(s, c, "q", NULL, &q));
 	t0 = reap_now_ns();
@@ -1269,7 +1261,7 @@ TEST(blocking_call_in_a_batch_uses_its_deadline)
 	ASSERT_OK(reap_mgr_queue_get(q, &got, IN(SEC)));
 	ASSERT_EQ_INT(got.i, 1);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* Calls that must not leave an out parameter behind in a batch: a
@@ -1284,7 +1276,7 @@ TEST(batch_counter_get_and_open_inside_a_batch)
 	int64_t now = 0;
 	size_t failed;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	s = setup(&m, &c, NULL);
 	ASSERT_OK(reap_mgr_counter_open(s, c, "k", &(reap_mgr_obj_opts){.init = 41}, &k));
 	reap_mgr_batch_begin(c);
@@ -1298,5 +1290,5 @@ TEST(batch_counter_get_and_open_inside_a_batch)
 	ASSERT_EQ_SIZE(failed, 0);
 	ASSERT_EQ_INT(now, 42);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }

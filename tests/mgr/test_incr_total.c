@@ -22,14 +22,6 @@
 #define PER_CLIENT 100000
 #define BATCH 100
 
-static int fds_at_start;
-#define BEGIN() (fds_at_start = test_fd_count())
-#define END()                                                   \
-	do {                                                    \
-		ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);  \
-		ASSERT_EQ_INT(test_fd_count(), fds_at_start);   \
-	} while (0)
-
 /* Connect to "unix:PATH"; -1 on failure (for the forked clients). */
 static int dial(const char *addr)
 {
@@ -111,7 +103,7 @@ TEST(redis_benchmark_8x100000)
 
 	if (system("command -v redis-benchmark >/dev/null 2>&1") != 0)
 		test_skip("redis-benchmark is not installed (apt-get install redis-tools)");
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	snprintf(cmd, sizeof cmd,
@@ -123,7 +115,7 @@ TEST(redis_benchmark_8x100000)
 	ASSERT_EQ_INT(get_int(reap_mgr_address(m), "counter:__rand_int__"),
 		      CLIENTS * PER_CLIENT);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 /* A forked client: PER_CLIENT INCRs of "total", BATCH per write, each
@@ -172,7 +164,7 @@ TEST(forked_clients_8x100000)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	for (int i = 0; i < CLIENTS; i++)
@@ -181,5 +173,5 @@ TEST(forked_clients_8x100000)
 		ASSERT_EQ_INT(test_wait(pids[i]), 0);
 	ASSERT_EQ_INT(get_int(reap_mgr_address(m), "total"), CLIENTS * PER_CLIENT);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }

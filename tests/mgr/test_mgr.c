@@ -19,14 +19,6 @@
 
 #include "../runner.h"
 
-static int fds_at_start;
-#define BEGIN() (fds_at_start = test_fd_count())
-#define END()                                                   \
-	do {                                                    \
-		ASSERT_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);  \
-		ASSERT_EQ_INT(test_fd_count(), fds_at_start);   \
-	} while (0)
-
 static int exists(const char *path)
 {
 	struct stat st;
@@ -61,7 +53,7 @@ TEST(start_serve_close)
 	char dir[256];
 	pid_t pid;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, NULL, &m));
 	ASSERT_EQ_INT(strncmp(reap_mgr_address(m), "unix:", 5), 0);
@@ -78,7 +70,7 @@ TEST(start_serve_close)
 	ASSERT_EQ_INT(kill(pid, 0), -1);
 	ASSERT_FALSE(exists(dir));
 	ASSERT_FALSE(exists(dirname(dir)));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(shutdown_explicitly)
@@ -87,7 +79,7 @@ TEST(shutdown_explicitly)
 	reap_scope *s;
 	reap_mgr *m;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_OK(reap_mgr_start(s, &(reap_mgr_opts){.name = "mine"}, &m));
 	ASSERT_OK(reap_mgr_shutdown(m));
@@ -97,7 +89,7 @@ TEST(shutdown_explicitly)
 	ASSERT_EQ_INT(st.code, 0);
 	ASSERT_FALSE(st.killed);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(tcp_needs_a_key)
@@ -110,7 +102,7 @@ TEST(tcp_needs_a_key)
 	int fd, port;
 	ssize_t n;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_OK(reap_scope_open(NULL, &s));
 	ASSERT_EQ_INT(reap_mgr_start(s, &(reap_mgr_opts){.tcp = "127.0.0.1:0"}, &m),
 		      -EINVAL);
@@ -142,7 +134,7 @@ TEST(tcp_needs_a_key)
 	ASSERT_EQ_STR(buf, "+OK\r\n+PONG\r\n");
 	close(fd);
 	ASSERT_OK(reap_scope_close(s));
-	END();
+	TEST_PROCS_END();
 }
 
 TEST(bad_places_leave_nothing)
@@ -151,7 +143,7 @@ TEST(bad_places_leave_nothing)
 	reap_mgr *m = NULL;
 	reap_scope *s;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	ASSERT_NOT_NULL(mkdtemp(tmpl));
 	ASSERT_OK(chmod(tmpl, 0755)); /* not private */
 	snprintf(path, sizeof path, "%s/mgr.sock", tmpl);
@@ -171,7 +163,7 @@ TEST(bad_places_leave_nothing)
 	ASSERT_EQ_SIZE(reap_ledger_count(), 1);
 	ASSERT_OK(reap_scope_close(s));
 	ASSERT_OK(rmdir(tmpl));
-	END();
+	TEST_PROCS_END();
 }
 
 /* The owner is SIGKILLed: the manager hears it through its lifeline as
@@ -185,7 +177,7 @@ TEST(owner_killed_manager_goes)
 	FILE *f;
 	uint64_t t0;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	h = test_owner_start("helper_mgr_owner", &f);
 	ASSERT_NOT_NULL(fgets(line, sizeof line, f));
 	mpid = (pid_t)atoi(line);
@@ -202,7 +194,7 @@ TEST(owner_killed_manager_goes)
 	ASSERT_EQ_INT(WEXITSTATUS(st), 0);
 	ASSERT_FALSE(exists(dir));
 	test_owner_end(f);
-	END();
+	TEST_PROCS_END();
 }
 
 static void nop_cleanup(void *arg)
@@ -214,7 +206,7 @@ TEST(oom_sweep)
 {
 	int done = 0, failures = 0;
 
-	BEGIN();
+	TEST_PROCS_BEGIN();
 	for (long n = 1; !done && n < 400; n++) {
 		reap_scope *s;
 		reap_mgr *m = NULL;
@@ -244,5 +236,5 @@ TEST(oom_sweep)
 	}
 	ASSERT_TRUE(done);
 	ASSERT_GE_INT(failures, 1);
-	END();
+	TEST_PROCS_END();
 }
