@@ -559,7 +559,9 @@ static void holds_remove(struct holds *hs, struct hold *h)
  * cannot be written (memory, the reply buffer's limit) is reported
  * through the push hook, which closes that client: a cache that missed
  * an invalidation must not go on. While the table is empty the write
- * path only tests db->track.n.
+ * path only tests db->track.n. TRACKING OFF keeps the session's keys,
+ * as Redis does: changed while it is off, a key is forgotten unsaid;
+ * turned on again first, the session gets the push.
  */
 
 /* Push x at the head of a list kept as a head pointer (LIST_UNLINK's). */
@@ -649,6 +651,8 @@ static void invalidate(reap__mgr_db *db, const char *key, size_t klen,
 		LIST_UNLINK(k->links, l, kprev, knext);
 		LIST_UNLINK(s->tl, l, sprev, snext);
 		reap_free(l);
+		if (!s->tracking)
+			continue; /* read before an OFF: forgotten, unsaid */
 		if (s != db->cur)
 			push_to(db, s, k->nd.key, k->nd.klen);
 		else if (!s->noloop)
@@ -672,15 +676,15 @@ static inline void touch(reap__mgr_db *db, const struct obj *o)
 }
 
 /* FLUSHALL: every tracking session gets the push with a null; the table
- * empties. */
+ * empties (of the keys read before an OFF too). */
 static void track_flush(reap__mgr_db *db)
 {
-	for (size_t i = 0; db->ntracking && i < db->nsess; i++) {
+	for (size_t i = 0; (db->ntracking || db->track.n) && i < db->nsess; i++) {
 		reap__mgr_sess *s = db->sv[i];
 
+		track_drop_sess(db, s);
 		if (!s->tracking)
 			continue;
-		track_drop_sess(db, s);
 		if (s == db->cur)
 			db->pend_flush = true;
 		else
@@ -2915,8 +2919,8 @@ void reap__mgr_sess_close(reap__mgr_db *db, reap__mgr_sess *s)
 		s->blocked = false;
 		db->nblocked--;
 	}
-	if (s->tracking) { /* first: nothing below is pushed to s */
-		track_drop_sess(db, s);
+	track_drop_sess(db, s); /* first: nothing below is pushed to s */
+	if (s->tracking) {
 		s->tracking = false;
 		db->ntracking--;
 	}
@@ -2989,9 +2993,11 @@ void reap__mgr_sess_track(reap__mgr_db *db, reap__mgr_sess *s, bool on,
 		s->noloop = noloop;
 		return;
 	}
+	/* What it read stays in the table, as in Redis: a change while it
+	 * is off forgets the key without a push; ON again before any
+	 * change, and the change is pushed. */
 	if (!s->tracking)
 		return;
-	track_drop_sess(db, s);
 	s->tracking = false;
 	s->noloop = false;
 	db->ntracking--;

@@ -975,6 +975,13 @@ TEST(tracking_conformance_redis_server)
 		"2CLIENT TRACKING ON", "2GET k", "wSET k 3", "2SET k 4",
 		"aCLIENT TRACKING ON", "aGET longer-key-name-here",
 		"wSET longer-key-name-here x",
+		/* OFF keeps what was read: ON again, and a change to it is
+		 * still pushed; changed while OFF, it is forgotten */
+		"aGET k5", "aGET k6", "aCLIENT TRACKING OFF", "wSET k6 x",
+		"aCLIENT TRACKING ON", "wSET k5 x", "wSET k6 y",
+		"aGET k7", "aCLIENT TRACKING OFF", "aCLIENT TRACKING ON NOLOOP",
+		"aSET k7 1", "wSET k7 2", "aGET k8", "aCLIENT TRACKING OFF",
+		"wFLUSHALL", "aCLIENT TRACKING ON", "wSET k8 1",
 	};
 	int fa[3] = {dial(p.r.path), dial(p.r.path), dial(p.r.path)};
 	int fb[3] = {dial(p.sock), dial(p.sock), dial(p.sock)};
