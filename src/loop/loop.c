@@ -318,19 +318,26 @@ static int spin_for_offloads(reap_loop *loop)
 }
 
 /* Busy polling (opts.spin_ns): poll without sleeping until an event
- * comes or the time is up. Returns the events taken, or 0. The budget
- * is CPU time, measured on the real clock: a test's clock hook that
- * stands still must not turn it into a spin for ever. */
-static int spin_poll(reap_loop *loop, struct reap__poll_event *ev)
+ * comes or the time is up, no longer than *timeout (the next timer's
+ * due time: a spin must not make a timer late), which then loses the
+ * time spun. Returns the events taken, or 0. The budget is CPU time,
+ * measured on the real clock: a test's clock hook that stands still
+ * must not turn it into a spin for ever. */
+static int spin_poll(reap_loop *loop, struct reap__poll_event *ev,
+		     uint64_t *timeout)
 {
-	uint64_t until = reap__add_sat(reap__mono_ns(), loop->opts.spin_ns);
+	uint64_t spin = loop->opts.spin_ns < *timeout ? loop->opts.spin_ns : *timeout;
+	uint64_t start = reap__mono_ns(), now;
 	int k;
 
 	do {
 		k = reap__poll_wait(&loop->poll, 0, ev, REAP__POLL_BATCH);
 		if (k != 0)
 			return k < 0 ? 0 : k;
-	} while (reap__mono_ns() < until);
+		now = reap__mono_ns();
+	} while (now - start < spin);
+	if (*timeout != REAP__POLL_FOREVER)
+		*timeout = *timeout > now - start ? *timeout - (now - start) : 0;
 	return 0;
 }
 
@@ -386,7 +393,7 @@ static void turn(reap_loop *loop, int block)
 			now = 0; /* it may block: read the clock again after */
 		k = 0;
 		if (timeout != 0 && loop->fd_waits > 0 && loop->opts.spin_ns > 0)
-			k = spin_poll(loop, ev);
+			k = spin_poll(loop, ev, &timeout);
 		if (k == 0)
 			k = reap__poll_wait(&loop->poll, timeout, ev, REAP__POLL_BATCH);
 		if (k > 0)

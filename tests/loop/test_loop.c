@@ -2738,3 +2738,51 @@ TEST(loop_spin_takes_events_without_sleeping)
 	close(a.fd[0]);
 	close(a.fd[1]);
 }
+
+/* A busy-polling loop still honours its timers: a sleep shorter than the
+ * spin ends on time, not when the spin runs out. (An fd wait of another
+ * task makes the loop spin at all.) */
+static int wait_forever(void *arg, void **result)
+{
+	(void)result;
+	return reap_wait_fd(*(int *)arg, REAP_READ, REAP_FOREVER);
+}
+
+static int spin_sleep_main(void *arg, void **result)
+{
+	int *fd = arg;
+	reap_task *w;
+	uint64_t t0, late = 0;
+
+	(void)result;
+	ASSERT_OK(reap_task_spawn(NULL, wait_forever, fd, &w));
+	ASSERT_OK(reap_sleep(MS)); /* w is waiting now */
+	for (int i = 0; i < 3; i++) {
+		t0 = reap_now_ns();
+		ASSERT_OK(reap_sleep(10 * MS));
+		if (reap_now_ns() - t0 > late)
+			late = reap_now_ns() - t0;
+	}
+	/* With a 10 s spin, a sleep that waited for the spin would take
+	 * 10 s; 1 s is room for any scheduling delay. */
+	ASSERT_LT_INT(late, 1000 * MS);
+	reap_task_cancel(w);
+	ASSERT_EQ_INT(reap_task_join(w, NULL), -ECANCELED);
+	return 0;
+}
+
+TEST(loop_spin_keeps_timers_on_time)
+{
+	reap_loop *loop;
+	reap_scope *s;
+	int fd[2];
+
+	ASSERT_OK(pipe2(fd, O_CLOEXEC));
+	ASSERT_OK(reap_scope_open(NULL, &s));
+	ASSERT_OK(reap_loop_create_opts(s, &(reap_loop_opts){.spin_ns = 10000 * MS},
+					&loop));
+	ASSERT_OK(reap_loop_run(loop, spin_sleep_main, fd, NULL));
+	ASSERT_OK(reap_scope_close(s));
+	close(fd[0]);
+	close(fd[1]);
+}
