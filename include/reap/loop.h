@@ -94,7 +94,8 @@ typedef struct reap_loop_opts {
 				   * without sleeping for up to this long, so
 				   * that a reply arriving meanwhile costs no
 				   * sleep and wake-up (lower latency, more
-				   * CPU); 0: never */
+				   * CPU); never past the next timer's due
+				   * time; 0: never */
 } reap_loop_opts;
 
 /*
