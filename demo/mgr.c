@@ -97,10 +97,11 @@ static int run(reap_scope *s)
 	reap_mgr_dict *results;
 	reap_mgr_counter *done, *died;
 	reap_mgr_event *holding;
+	reap_mgr_lock *lock;
 	reap_mgr_value v;
 	reap_proc *w[3];
 	reap_proc_status st;
-	int64_t ndone = 0, ndied = 0;
+	int64_t ndone = 0, ndied = 0, here = 0;
 	size_t n = 0;
 	int rc;
 
@@ -114,6 +115,7 @@ static int run(reap_scope *s)
 	    (rc = reap_mgr_dict_open(s, c, "results", NULL, &results)) < 0 ||
 	    (rc = reap_mgr_counter_open(s, c, "done", NULL, &done)) < 0 ||
 	    (rc = reap_mgr_counter_open(s, c, "owner-died", NULL, &died)) < 0 ||
+	    (rc = reap_mgr_lock_open(s, c, "lock", NULL, &lock)) < 0 ||
 	    (rc = reap_mgr_event_open(s, c, "holding", NULL, &holding)) < 0)
 		return rc;
 	/* Values are typed, and what cannot be encoded fails at the call. */
@@ -135,13 +137,24 @@ static int run(reap_scope *s)
 		if ((rc = reap_proc_wait(w[i], REAP_FOREVER, &st)) < 0 || !st.exited ||
 		    st.code != 0)
 			return rc < 0 ? rc : -EIO;
+	/* The others may have finished before their next step under the
+	 * lock: then this process is its next holder, and is told. */
+	if ((rc = reap_mgr_lock_acquire(lock, reap_now_ns() + 5 * REAP_SEC)) < 0)
+		return rc;
+	if (rc == REAP_MGR_OWNERDIED) {
+		printf("    this process got the lock with OWNERDIED: no worker "
+		       "took it after worker 0\n");
+		here = 1;
+	}
+	if ((rc = reap_mgr_lock_release(lock)) < 0)
+		return rc;
 	if ((rc = reap_mgr_dict_len(results, &n)) < 0 ||
 	    (rc = reap_mgr_counter_get(done, &ndone)) < 0 ||
 	    (rc = reap_mgr_counter_get(died, &ndied)) < 0)
 		return rc;
 	printf("    results: %zu entries (worker 0's other %zu jobs went with it), "
 	       "done counter %lld,\n    owner-died told %lld time(s)\n", n,
-	       (size_t)JOBS - n, (long long)ndone, (long long)ndied);
+	       (size_t)JOBS - n, (long long)ndone, (long long)(ndied + here));
 	rc = reap_mgr_command(c, &v, 2, (const char *[]){"EXISTS", "scratch-0"}, NULL);
 	if (rc < 0)
 		return rc;
