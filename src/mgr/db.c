@@ -2176,9 +2176,18 @@ static const struct {
 	{"event", T_EVENT, 0, 0},   {"barrier", T_BARRIER, 3, 1},
 };
 
+/* The index in kinds[] of a REAP.CREATE type name, or -1. */
+static int kind_index(const reap__resp_arg *a)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (reap__resp_arg_is(a, kinds[i].name))
+			return (int)i;
+	return -1;
+}
+
 static int cmd_reap_create(cx *c)
 {
-	int ki = -1, life = -1, rc, argc = c->argc;
+	int ki, life = -1, rc, argc = c->argc;
 	const reap__resp_arg *arg, *site = NULL;
 	int64_t iv = 0;
 	struct obj *o;
@@ -2192,9 +2201,7 @@ static int cmd_reap_create(cx *c)
 	}
 	arg = argc > 4 ? &c->argv[4] : NULL;
 
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (reap__resp_arg_is(&c->argv[1], kinds[i].name))
-			ki = (int)i;
+	ki = kind_index(&c->argv[1]);
 	for (int i = 0; i < 3; i++)
 		if (reap__resp_arg_is(&c->argv[3], life_name[i]))
 			life = i;
@@ -2287,13 +2294,8 @@ static int cmd_reap_hold(cx *c)
 
 	if (c->argc > 3)
 		return err_arity(c);
-	if (c->argc == 3) {
-		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-			if (reap__resp_arg_is(&c->argv[2], kinds[i].name))
-				ki = (int)i;
-		if (ki < 0)
-			return err(c, "unknown object type");
-	}
+	if (c->argc == 3 && (ki = kind_index(&c->argv[2])) < 0)
+		return err(c, "unknown object type");
 	if ((rc = err_lookup(c, &c->argv[1], -1, &o)))
 		return WRONG(rc);
 	if (ki >= 0 && !kind_fits(o, ki)) {
