@@ -152,7 +152,7 @@ struct reap_mgr_client {
 /* The proxies: one layout, ten types. */
 struct obj {
 	reap_mgr_client *c;
-	const char *tname;    /* TYPE's answer */
+	const char *kind;     /* REAP.CREATE's type: "dict", "queue", ... */
 	uint8_t life;
 	bool held;            /* we hold a shared object */
 	size_t klen;
@@ -1517,7 +1517,7 @@ static void proxy_describe(void *arg, char *buf, size_t len)
 {
 	obj *o = arg;
 
-	snprintf(buf, len, "mgr %s '%.*s' (%s)", o->tname,
+	snprintf(buf, len, "mgr %s '%.*s' (%s)", o->kind,
 		 (int)(o->klen > 64 ? 64 : o->klen), o->key, life_names[o->life]);
 }
 
@@ -1552,10 +1552,9 @@ static int proxy_close(void *arg, const reap_error *inflight)
 	return rc;
 }
 
-/* TYPE key: the type's name into buf ("none" if missing). */
 static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 		    const reap_mgr_obj_opts *opts, const char *ctype,
-		    const char *tname, const char *arg, size_t arglen,
+		    const char *arg, size_t arglen,
 		    void **out, const reap_site *site)
 {
 	static const reap_mgr_obj_opts defaults;
@@ -1582,7 +1581,7 @@ static int open_obj(reap_scope *s, reap_mgr_client *c, const char *key,
 	if ((o = reap_malloc(sizeof *o + klen + 1)) == NULL)
 		return -ENOMEM;
 	o->c = c;
-	o->tname = tname;
+	o->kind = ctype;
 	o->life = (uint8_t)op->lifetime;
 	o->held = false;
 	o->klen = klen;
@@ -1663,20 +1662,20 @@ done:
 	return 0;
 }
 
-#define OPEN_FN(T, ctype, tname)                                               \
+#define OPEN_FN(T, ctype)                                                      \
 	int reap_mgr_##T##_open_at(reap_scope *s, reap_mgr_client *c,          \
 				   const char *key, const reap_mgr_obj_opts *opts, \
 				   reap_mgr_##T **out, const reap_site *site)  \
 	{                                                                      \
-		return open_obj(s, c, key, opts, ctype, tname, NULL, 0,        \
-				(void **)out, site);                           \
+		return open_obj(s, c, key, opts, ctype, NULL, 0, (void **)out, \
+				site);                                         \
 	}
-OPEN_FN(dict, "dict", "hash")
-OPEN_FN(list, "list", "list")
-OPEN_FN(queue, "queue", "list")
-OPEN_FN(lock, "lock", "lock")
-OPEN_FN(event, "event", "event")
-OPEN_FN(ns, "namespace", "hash")
+OPEN_FN(dict, "dict")
+OPEN_FN(list, "list")
+OPEN_FN(queue, "queue")
+OPEN_FN(lock, "lock")
+OPEN_FN(event, "event")
+OPEN_FN(ns, "namespace")
 #undef OPEN_FN
 
 int reap_mgr_counter_open_at(reap_scope *s, reap_mgr_client *c, const char *key,
@@ -1686,7 +1685,7 @@ int reap_mgr_counter_open_at(reap_scope *s, reap_mgr_client *c, const char *key,
 	char num[24];
 	size_t n = reap__resp_ll2str(num, opts != NULL ? opts->init : 0);
 
-	return open_obj(s, c, key, opts, "counter", "string", num, n, (void **)out,
+	return open_obj(s, c, key, opts, "counter", num, n, (void **)out,
 			site);
 }
 
@@ -1696,7 +1695,7 @@ int reap_mgr_var_open_at(reap_scope *s, reap_mgr_client *c, const char *key,
 {
 	static const char nil[2] = {(char)0xff, 'n'};
 
-	return open_obj(s, c, key, opts, "value", "string", nil, 2, (void **)out,
+	return open_obj(s, c, key, opts, "value", nil, 2, (void **)out,
 			site);
 }
 
@@ -1707,7 +1706,7 @@ int reap_mgr_sem_open_at(reap_scope *s, reap_mgr_client *c, const char *key,
 	char num[24];
 	size_t n = reap__resp_ll2str(num, opts != NULL && opts->n ? opts->n : 1);
 
-	return open_obj(s, c, key, opts, "semaphore", "semaphore", num, n,
+	return open_obj(s, c, key, opts, "semaphore", num, n,
 			(void **)out, site);
 }
 
@@ -1724,7 +1723,7 @@ int reap_mgr_barrier_open_at(reap_scope *s, reap_mgr_client *c, const char *key,
 		return reap_raisef(-EINVAL, "%s", c->err);
 	}
 	n = reap__resp_ll2str(num, opts->n);
-	return open_obj(s, c, key, opts, "barrier", "barrier", num, n, (void **)out,
+	return open_obj(s, c, key, opts, "barrier", num, n, (void **)out,
 			site);
 }
 

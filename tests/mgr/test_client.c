@@ -327,6 +327,19 @@ TEST(open_checks_the_kind)
 	ASSERT_OK(reap_mgr_queue_open(in, c, "q", NULL, &(reap_mgr_queue *){0}));
 	ASSERT_OK(reap_mgr_counter_open(in, c, "k", NULL, &(reap_mgr_counter *){0}));
 	ASSERT_OK(reap_mgr_var_open(in, c, "v", NULL, &(reap_mgr_var *){0}));
+	{
+		/* the ledger names a proxy by its kind */
+		char *txt = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&txt, &len);
+
+		ASSERT_NOT_NULL(f);
+		reap_ledger_report(f, REAP_REPORT_TREE);
+		fclose(f);
+		ASSERT_CONTAINS(txt, "mgr namespace 'n' (shared)");
+		ASSERT_CONTAINS(txt, "mgr queue 'q' (shared)");
+		free(txt);
+	}
 	ASSERT_EQ_INT(reap_mgr_ns_open(in, c, "d", NULL, (reap_mgr_ns **)&p), -EMEDIUMTYPE);
 	ASSERT_CONTAINS(reap_mgr_client_error(c), "'d' holds a dict, not a namespace");
 	ASSERT_EQ_INT(reap_mgr_dict_open(in, c, "n", NULL, (reap_mgr_dict **)&p), -EMEDIUMTYPE);
