@@ -908,6 +908,20 @@ static int conn_block(conn *c, int argc, const reap__resp_arg *argv,
 	return ret;
 }
 
+/* A container command's last name carries its subcommand, as Redis 7
+ * shows it in CLIENT LIST ("client|list"). */
+static void last_sub(conn *c, int argc, const reap__resp_arg *argv)
+{
+	size_t cap = sizeof c->lastcmd - 1, n = strlen(c->lastcmd), m;
+
+	if (argc < 2 || n >= cap)
+		return;
+	m = argv[1].len < cap - n - 1 ? argv[1].len : cap - n - 1;
+	c->lastcmd[n++] = '|';
+	memcpy(c->lastcmd + n, argv[1].p, m);
+	c->lastcmd[n + m] = 0;
+}
+
 /* Run one command. C_OK, C_CLOSE (reply, then close), C_DROP (close
  * now), or a negative errno (-ENOMEM, -ENOBUFS: close now). */
 static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
@@ -917,22 +931,9 @@ static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
 	int r;
 
 	{
-		/* as sent: CLIENT LIST lowers it, off the hot path. A
-		 * container command is named with its subcommand, as Redis
-		 * 7 does ("client|list"). */
-		size_t cap = sizeof c->lastcmd - 1;
-		size_t n = cmd->len < cap ? cmd->len : cap;
-
+		/* as sent: CLIENT LIST lowers it, off the hot path */
+		size_t n = cmd->len < sizeof c->lastcmd - 1 ? cmd->len : sizeof c->lastcmd - 1;
 		memcpy(c->lastcmd, cmd->p, n);
-		if (argc >= 2 && n < cap && (cmd->p[0] | 0x20) == 'c' &&
-		    (reap__resp_arg_is(cmd, "client") || reap__resp_arg_is(cmd, "config") ||
-		     reap__resp_arg_is(cmd, "command"))) {
-			size_t m = argv[1].len < cap - n - 1 ? argv[1].len : cap - n - 1;
-
-			c->lastcmd[n++] = '|';
-			memcpy(c->lastcmd + n, argv[1].p, m);
-			n += m;
-		}
 		c->lastcmd[n] = 0;
 	}
 	/* The commands allowed before authentication, then the
@@ -970,12 +971,18 @@ static int dispatch(conn *c, int argc, const reap__resp_arg *argv)
 	ctr_add(&srv->dispatched, 1);
 	switch (first) {
 	case 'C':
-		if (reap__resp_arg_is(cmd, "CLIENT"))
+		if (reap__resp_arg_is(cmd, "CLIENT")) {
+			last_sub(c, argc, argv);
 			return cmd_client(c, argc, argv);
-		if (reap__resp_arg_is(cmd, "CONFIG"))
+		}
+		if (reap__resp_arg_is(cmd, "CONFIG")) {
+			last_sub(c, argc, argv);
 			return cmd_config(c, argc, argv);
-		if (reap__resp_arg_is(cmd, "COMMAND"))
+		}
+		if (reap__resp_arg_is(cmd, "COMMAND")) {
+			last_sub(c, argc, argv);
 			return cmd_command(c, argc, argv);
+		}
 		break;
 	case 'I':
 		if (reap__resp_arg_is(cmd, "INFO"))
