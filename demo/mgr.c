@@ -20,55 +20,70 @@
 
 static const char *addr;
 
+/* What the demo and its workers share: a client named name, and a proxy
+ * of each shared object, all in s. */
+struct shared {
+	reap_mgr_client *c;
+	reap_mgr_dict *results;
+	reap_mgr_counter *done, *died;
+	reap_mgr_lock *lock;
+	reap_mgr_event *holding;
+};
+
+static int connect_shared(reap_scope *s, const char *name, struct shared *sh)
+{
+	int rc;
+
+	if ((rc = reap_mgr_connect(s, addr, &(reap_mgr_client_opts){.name = name},
+				   &sh->c)) < 0 ||
+	    (rc = reap_mgr_dict_open(s, sh->c, "results", NULL, &sh->results)) < 0 ||
+	    (rc = reap_mgr_counter_open(s, sh->c, "done", NULL, &sh->done)) < 0 ||
+	    (rc = reap_mgr_counter_open(s, sh->c, "owner-died", NULL, &sh->died)) < 0 ||
+	    (rc = reap_mgr_lock_open(s, sh->c, "lock", NULL, &sh->lock)) < 0)
+		return rc;
+	return reap_mgr_event_open(s, sh->c, "holding", NULL, &sh->holding);
+}
+
 /* A worker: JOBS/3 jobs, each one batch (result, count); every 25 jobs
  * a step under the lock. Worker 0 stops under the lock and waits to be
  * killed. */
 static int work(reap_scope *s, int id)
 {
-	reap_mgr_client *c;
-	reap_mgr_dict *results, *scratch;
-	reap_mgr_counter *done, *died;
-	reap_mgr_lock *lock;
-	reap_mgr_event *holding;
+	reap_mgr_dict *scratch;
+	struct shared sh;
 	char name[32];
 	int rc;
 
 	snprintf(name, sizeof name, "worker-%d", id);
-	if ((rc = reap_mgr_connect(s, addr, &(reap_mgr_client_opts){.name = name},
-				   &c)) < 0 ||
-	    (rc = reap_mgr_dict_open(s, c, "results", NULL, &results)) < 0 ||
-	    (rc = reap_mgr_counter_open(s, c, "done", NULL, &done)) < 0 ||
-	    (rc = reap_mgr_counter_open(s, c, "owner-died", NULL, &died)) < 0 ||
-	    (rc = reap_mgr_lock_open(s, c, "lock", NULL, &lock)) < 0 ||
-	    (rc = reap_mgr_event_open(s, c, "holding", NULL, &holding)) < 0)
+	if ((rc = connect_shared(s, name, &sh)) < 0)
 		return rc;
 	snprintf(name, sizeof name, "scratch-%d", id);
-	if ((rc = reap_mgr_dict_open(s, c, name, &(reap_mgr_obj_opts){
+	if ((rc = reap_mgr_dict_open(s, sh.c, name, &(reap_mgr_obj_opts){
 				.lifetime = REAP_MGR_SESSION}, &scratch)) < 0)
 		return rc;
 	for (int j = id; j < JOBS; j += 3) {
 		char field[16];
 
 		snprintf(field, sizeof field, "%d", j);
-		reap_mgr_batch_begin(c);
-		(void)reap_mgr_dict_set(results, field, reap_mgr_int((int64_t)j * j));
-		(void)reap_mgr_counter_add(done, 1, NULL);
+		reap_mgr_batch_begin(sh.c);
+		(void)reap_mgr_dict_set(sh.results, field, reap_mgr_int((int64_t)j * j));
+		(void)reap_mgr_counter_add(sh.done, 1, NULL);
 		(void)reap_mgr_dict_set(scratch, "last", reap_mgr_int(j));
-		if ((rc = reap_mgr_batch_exec(c, NULL)) < 0)
+		if ((rc = reap_mgr_batch_exec(sh.c, NULL)) < 0)
 			return rc;
 		if (j / 3 % 25 == 24) {
-			if ((rc = reap_mgr_lock_acquire(lock, REAP_FOREVER)) < 0)
+			if ((rc = reap_mgr_lock_acquire(sh.lock, REAP_FOREVER)) < 0)
 				return rc;
 			if (rc == REAP_MGR_OWNERDIED) {
 				printf("    worker %d got the lock with OWNERDIED: its last "
 				       "holder died holding it\n", id);
-				(void)reap_mgr_counter_add(died, 1, NULL);
+				(void)reap_mgr_counter_add(sh.died, 1, NULL);
 			}
 			if (id == 0) {
-				(void)reap_mgr_event_set(holding);
+				(void)reap_mgr_event_set(sh.holding);
 				pause(); /* killed here */
 			}
-			if ((rc = reap_mgr_lock_release(lock)) < 0)
+			if ((rc = reap_mgr_lock_release(sh.lock)) < 0)
 				return rc;
 		}
 	}
@@ -93,11 +108,7 @@ static int worker(reap_scope *root, void *arg)
 static int run(reap_scope *s)
 {
 	reap_mgr *m;
-	reap_mgr_client *c;
-	reap_mgr_dict *results;
-	reap_mgr_counter *done, *died;
-	reap_mgr_event *holding;
-	reap_mgr_lock *lock;
+	struct shared sh;
 	reap_mgr_value v;
 	reap_proc *w[3];
 	reap_proc_status st;
@@ -110,24 +121,18 @@ static int run(reap_scope *s)
 	addr = reap_mgr_address(m);
 	printf("    manager pid %d listening at %s\n", (int)reap_proc_pid(reap_mgr_proc(m)),
 	       addr);
-	if ((rc = reap_mgr_connect(s, addr, &(reap_mgr_client_opts){.name = "demo"},
-				   &c)) < 0 ||
-	    (rc = reap_mgr_dict_open(s, c, "results", NULL, &results)) < 0 ||
-	    (rc = reap_mgr_counter_open(s, c, "done", NULL, &done)) < 0 ||
-	    (rc = reap_mgr_counter_open(s, c, "owner-died", NULL, &died)) < 0 ||
-	    (rc = reap_mgr_lock_open(s, c, "lock", NULL, &lock)) < 0 ||
-	    (rc = reap_mgr_event_open(s, c, "holding", NULL, &holding)) < 0)
+	if ((rc = connect_shared(s, "demo", &sh)) < 0)
 		return rc;
 	/* Values are typed, and what cannot be encoded fails at the call. */
-	rc = reap_mgr_dict_set(results, "bad", reap_mgr_str(NULL));
+	rc = reap_mgr_dict_set(sh.results, "bad", reap_mgr_str(NULL));
 	printf("    storing a NULL string: %s (\"%s\"), nothing sent\n", reap_errname(rc),
-	       reap_mgr_client_error(c));
+	       reap_mgr_client_error(sh.c));
 	for (int i = 0; i < 3; i++)
 		if ((rc = reap_proc_spawn(s, &(reap_proc_opts){.fn = worker,
 					  .arg = (void *)(intptr_t)i, .name = "worker"},
 					  &w[i])) < 0)
 			return rc;
-	if ((rc = reap_mgr_event_wait(holding, reap_now_ns() + 30 * REAP_SEC)) < 0)
+	if ((rc = reap_mgr_event_wait(sh.holding, reap_now_ns() + 30 * REAP_SEC)) < 0)
 		return rc;
 	(void)reap_proc_signal(w[0], SIGKILL);
 	(void)reap_proc_wait(w[0], REAP_FOREVER, &st);
@@ -139,29 +144,29 @@ static int run(reap_scope *s)
 			return rc < 0 ? rc : -EIO;
 	/* The others may have finished before their next step under the
 	 * lock: then this process is its next holder, and is told. */
-	if ((rc = reap_mgr_lock_acquire(lock, reap_now_ns() + 5 * REAP_SEC)) < 0)
+	if ((rc = reap_mgr_lock_acquire(sh.lock, reap_now_ns() + 5 * REAP_SEC)) < 0)
 		return rc;
 	if (rc == REAP_MGR_OWNERDIED) {
 		printf("    this process got the lock with OWNERDIED: no worker "
 		       "took it after worker 0\n");
 		here = 1;
 	}
-	if ((rc = reap_mgr_lock_release(lock)) < 0)
+	if ((rc = reap_mgr_lock_release(sh.lock)) < 0)
 		return rc;
-	if ((rc = reap_mgr_dict_len(results, &n)) < 0 ||
-	    (rc = reap_mgr_counter_get(done, &ndone)) < 0 ||
-	    (rc = reap_mgr_counter_get(died, &ndied)) < 0)
+	if ((rc = reap_mgr_dict_len(sh.results, &n)) < 0 ||
+	    (rc = reap_mgr_counter_get(sh.done, &ndone)) < 0 ||
+	    (rc = reap_mgr_counter_get(sh.died, &ndied)) < 0)
 		return rc;
 	printf("    results: %zu entries (worker 0's other %zu jobs went with it), "
 	       "done counter %lld,\n    owner-died told %lld time(s)\n", n,
 	       (size_t)JOBS - n, (long long)ndone, (long long)(ndied + here));
-	rc = reap_mgr_command(c, &v, 2, (const char *[]){"EXISTS", "scratch-0"}, NULL);
+	rc = reap_mgr_command(sh.c, &v, 2, (const char *[]){"EXISTS", "scratch-0"}, NULL);
 	if (rc < 0)
 		return rc;
 	printf("    worker 0's session dict scratch-0: %s\n",
 	       v.i == 0 ? "reclaimed with its connection" : "still there");
 	reap_mgr_value_free(&v);
-	rc = reap_mgr_command(c, &v, 1, (const char *[]){"REAP.OBJECTS"}, NULL);
+	rc = reap_mgr_command(sh.c, &v, 1, (const char *[]){"REAP.OBJECTS"}, NULL);
 	if (rc < 0)
 		return rc;
 	printf("    REAP.OBJECTS lists %zu objects; the first:", v.array.n);

@@ -64,26 +64,38 @@ static const char *addr; /* the manager's, for the workers */
 		}                                                            \
 	} while (0)
 
+/* The objects the parent and the workers share, each a proxy in s:
+ * opening one creates it in the manager or takes a hold on it. */
+struct shared {
+	reap_mgr_queue *jobs;
+	reap_mgr_dict *results;
+	reap_mgr_counter *done, *died;
+	reap_mgr_lock *lock;
+	reap_mgr_event *holding;
+};
+
+static void open_shared(reap_scope *s, reap_mgr_client *c, struct shared *sh)
+{
+	CHECK(reap_mgr_queue_open(s, c, "jobs", NULL, &sh->jobs));
+	CHECK(reap_mgr_dict_open(s, c, "results", NULL, &sh->results));
+	CHECK(reap_mgr_counter_open(s, c, "done", NULL, &sh->done));
+	CHECK(reap_mgr_counter_open(s, c, "owner-died", NULL, &sh->died));
+	CHECK(reap_mgr_lock_open(s, c, "lock", NULL, &sh->lock));
+	CHECK(reap_mgr_event_open(s, c, "holding", NULL, &sh->holding));
+}
+
 /* A worker: jobs from the queue until it stays empty for 300 ms. */
 static int work(reap_scope *s, void *arg)
 {
 	int id = (int)(intptr_t)arg, rc;
 	reap_mgr_client *c;
-	reap_mgr_queue *jobs;
-	reap_mgr_dict *results, *mine;
-	reap_mgr_counter *done, *died;
-	reap_mgr_lock *lock;
-	reap_mgr_event *holding;
+	reap_mgr_dict *mine;
+	struct shared sh;
 	char name[32];
 
 	snprintf(name, sizeof name, "worker-%d", id);
 	CHECK(reap_mgr_connect(s, addr, &(reap_mgr_client_opts){.name = name}, &c));
-	CHECK(reap_mgr_queue_open(s, c, "jobs", NULL, &jobs));
-	CHECK(reap_mgr_dict_open(s, c, "results", NULL, &results));
-	CHECK(reap_mgr_counter_open(s, c, "done", NULL, &done));
-	CHECK(reap_mgr_counter_open(s, c, "owner-died", NULL, &died));
-	CHECK(reap_mgr_lock_open(s, c, "lock", NULL, &lock));
-	CHECK(reap_mgr_event_open(s, c, "holding", NULL, &holding));
+	open_shared(s, c, &sh);
 	/* Scratch space that lives as long as this worker's session. */
 	snprintf(name, sizeof name, "scratch-%d", id);
 	CHECK(reap_mgr_dict_open(s, c, name, &(reap_mgr_obj_opts){
@@ -93,7 +105,7 @@ static int work(reap_scope *s, void *arg)
 		char field[24];
 		int64_t j;
 
-		rc = reap_mgr_queue_get(jobs, &job, reap_now_ns() + SEC / 10 * 3);
+		rc = reap_mgr_queue_get(sh.jobs, &job, reap_now_ns() + SEC / 10 * 3);
 		if (rc == -ETIMEDOUT)
 			return 0;
 		CHECK(rc);
@@ -101,22 +113,22 @@ static int work(reap_scope *s, void *arg)
 		snprintf(field, sizeof field, "%lld", (long long)j);
 		/* The result and the count, in one round trip. */
 		reap_mgr_batch_begin(c);
-		CHECK(reap_mgr_dict_set(results, field, reap_mgr_int(j * j)));
-		CHECK(reap_mgr_counter_add(done, 1, NULL));
+		CHECK(reap_mgr_dict_set(sh.results, field, reap_mgr_int(j * j)));
+		CHECK(reap_mgr_counter_add(sh.done, 1, NULL));
 		CHECK(reap_mgr_dict_set(mine, "last", reap_mgr_int(j)));
 		CHECK(reap_mgr_batch_exec(c, NULL));
 		/* Every 50 jobs, a step under the lock. */
 		if (k % 50 == 49) {
-			rc = reap_mgr_lock_acquire(lock, REAP_FOREVER);
+			rc = reap_mgr_lock_acquire(sh.lock, REAP_FOREVER);
 			CHECK(rc);
 			if (rc == REAP_MGR_OWNERDIED)
-				CHECK(reap_mgr_counter_add(died, 1, NULL));
+				CHECK(reap_mgr_counter_add(sh.died, 1, NULL));
 			if (id == 0) {
 				/* the victim: say so, and wait to be killed */
-				CHECK(reap_mgr_event_set(holding));
+				CHECK(reap_mgr_event_set(sh.holding));
 				pause();
 			}
-			CHECK(reap_mgr_lock_release(lock));
+			CHECK(reap_mgr_lock_release(sh.lock));
 		}
 	}
 }
@@ -170,11 +182,7 @@ int main(int argc, char **argv)
 {
 	reap_proc *w[WORKERS];
 	reap_mgr_client *c;
-	reap_mgr_queue *jobs;
-	reap_mgr_dict *results;
-	reap_mgr_counter *done, *died;
-	reap_mgr_event *holding;
-	reap_mgr_lock *lock;
+	struct shared sh;
 	reap_mgr_value items;
 	reap_scope *s;
 	reap_mgr *m;
@@ -188,23 +196,18 @@ int main(int argc, char **argv)
 	CHECK(reap_mgr_start(s, NULL, &m));
 	addr = reap_mgr_address(m);
 	CHECK(reap_mgr_connect(s, addr, &(reap_mgr_client_opts){.name = "parent"}, &c));
-	CHECK(reap_mgr_queue_open(s, c, "jobs", NULL, &jobs));
-	CHECK(reap_mgr_dict_open(s, c, "results", NULL, &results));
-	CHECK(reap_mgr_counter_open(s, c, "done", NULL, &done));
-	CHECK(reap_mgr_counter_open(s, c, "owner-died", NULL, &died));
-	CHECK(reap_mgr_lock_open(s, c, "lock", NULL, &lock));
-	CHECK(reap_mgr_event_open(s, c, "holding", NULL, &holding));
+	open_shared(s, c, &sh);
 	for (int j = 1; j <= N; j += BATCH) {
 		reap_mgr_batch_begin(c);
 		for (int k = j; k < j + BATCH && k <= N; k++)
-			CHECK(reap_mgr_queue_put(jobs, reap_mgr_int(k)));
+			CHECK(reap_mgr_queue_put(sh.jobs, reap_mgr_int(k)));
 		CHECK(reap_mgr_batch_exec(c, NULL));
 	}
 	for (int i = 0; i < WORKERS; i++)
 		CHECK(reap_proc_spawn(s, &(reap_proc_opts){.fn = worker,
 				.arg = (void *)(intptr_t)i}, &w[i]));
 	/* Worker 0 holds the lock: kill it there. */
-	CHECK(reap_mgr_event_wait(holding, reap_now_ns() + 30 * SEC));
+	CHECK(reap_mgr_event_wait(sh.holding, reap_now_ns() + 30 * SEC));
 	CHECK(reap_proc_signal(w[0], SIGKILL));
 	CHECK(reap_proc_wait(w[0], REAP_FOREVER, &st));
 	printf("worker 0 killed holding the lock (%s)\n",
@@ -224,26 +227,26 @@ int main(int argc, char **argv)
 		char field[24];
 
 		snprintf(field, sizeof field, "%lld", (long long)j);
-		if (reap_mgr_dict_get(results, field, &v) == -ENOENT) {
-			CHECK(reap_mgr_dict_set(results, field, reap_mgr_int(j * j)));
-			CHECK(reap_mgr_counter_add(done, 1, NULL));
+		if (reap_mgr_dict_get(sh.results, field, &v) == -ENOENT) {
+			CHECK(reap_mgr_dict_set(sh.results, field, reap_mgr_int(j * j)));
+			CHECK(reap_mgr_counter_add(sh.done, 1, NULL));
 			redone++;
 		}
 		reap_mgr_value_free(&v);
 		want += j * j;
 	}
-	CHECK(reap_mgr_dict_items(results, &items));
+	CHECK(reap_mgr_dict_items(sh.results, &items));
 	for (size_t i = 0; i < items.array.n; i++)
 		sum += items.array.v[2 * i + 1].i;
 	/* The lock's next holder is told, once. Usually a worker; but the
 	 * others may have run out of jobs before their next step under the
 	 * lock, and then this process is the next holder. */
-	rc = reap_mgr_lock_acquire(lock, reap_now_ns() + 5 * SEC);
+	rc = reap_mgr_lock_acquire(sh.lock, reap_now_ns() + 5 * SEC);
 	CHECK(rc);
 	here = rc == REAP_MGR_OWNERDIED;
-	CHECK(reap_mgr_lock_release(lock));
-	CHECK(reap_mgr_counter_get(done, &ndone));
-	CHECK(reap_mgr_counter_get(died, &ndied));
+	CHECK(reap_mgr_lock_release(sh.lock));
+	CHECK(reap_mgr_counter_get(sh.done, &ndone));
+	CHECK(reap_mgr_counter_get(sh.died, &ndied));
 	printf("%zu results, sum %lld (want %lld), %lld redone by the parent\n",
 	       items.array.n, (long long)sum, (long long)want, (long long)redone);
 	printf("done counter %lld for %d jobs\n", (long long)ndone, N);
